@@ -1,0 +1,80 @@
+"""Preprocess throughput (images/s) on this machine, against a naive one-image-at-a-time PIL loop.
+
+    python -m bench.preprocess_throughput [phantom_root] [nih_folder]
+
+Phantom JPEGs come from the phantoms stage's output (run ``dvc repro phantoms``
+first); the real images are the 150 NIH ChestX-ray14 PNGs (256 px) in
+../shared/data/nih-cxr14-sample. Results go to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from bench._record import record
+from cxrssl.data.chexpert import resolve_image
+from cxrssl.data.images import PreprocessConfig
+from cxrssl.data.store import build_store
+
+REPO = Path(__file__).resolve().parents[1]
+PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small"
+NIH = REPO.parent / "shared/data/nih-cxr14-sample/images"
+
+
+def naive_pil(files: list[str], size: int) -> float:
+    """The baseline: open, convert, resize and keep each image in a plain Python loop."""
+    start = time.perf_counter()
+    out = np.empty((len(files), size, size), np.uint8)
+    for i, file in enumerate(files):
+        with Image.open(file) as image:
+            out[i] = np.asarray(image.convert("L").resize((size, size), Image.BILINEAR))
+    return len(files) / (time.perf_counter() - start)
+
+
+def store_rate(files: list[str], config: PreprocessConfig, workers: int, repeats: int = 2) -> float:
+    """Best of ``repeats`` runs of the preprocess stage's own code path (images/s)."""
+    best = 0.0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            ok, _ = build_store(files, Path(tmp), config, workers, skip_bad=False, progress=False)
+            best = max(best, ok.sum() / (time.perf_counter() - start))
+    return best
+
+
+def measure(name: str, files: list[str]) -> dict:
+    result = {"images": len(files)}
+    for size in (64, 224):
+        plain = PreprocessConfig(size=size)
+        result[f"{size}px"] = {
+            "store_2_workers": round(store_rate(files, plain, 2), 1),
+            "store_1_worker": round(store_rate(files, plain, 1), 1),
+            "store_2_workers_median_clahe": round(
+                store_rate(files, PreprocessConfig(size=size, denoise="median", clahe=True), 2), 1),
+            "naive_pil_loop": round(naive_pil(files, size), 1),
+        }
+    print(name, result)
+    return result
+
+
+def main() -> None:
+    phantom_root = Path(sys.argv[1]) if len(sys.argv) > 1 else PHANTOMS
+    nih = Path(sys.argv[2]) if len(sys.argv) > 2 else NIH
+    table = pd.read_csv(phantom_root / "train.csv").head(3000)
+    phantom_files = [str(resolve_image(phantom_root, p)) for p in table["Path"]]
+    nih_files = sorted(str(p) for p in nih.glob("*.png")) * 4  # 600 decodes of 150 files
+    record("preprocess_throughput", {
+        "phantom_jpeg_320x384": measure("phantoms", phantom_files),
+        "nih_png_256": measure("nih", nih_files),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""cxrssl: a reproducible self-supervised pretraining pipeline for chest X-rays."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,195 @@
+"""Reading and validating CheXpert-format label tables.
+
+The same reader serves the real CheXpert (``CheXpert-v1.0`` or
+``CheXpert-v1.0-small``), the phantom dataset (written in the same format) and
+user-provided split files (``train_split.csv``/``test_split.csv``). Every
+problem is reported with the file and the 1-based line number of the CSV
+(the header is line 1), so that a user can open the file at that line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from cxrssl.data.schema import (
+    CLASSES,
+    COLUMNS,
+    LABEL_VALUES,
+    PROJECTION_VALUES,
+    SEX_VALUES,
+    VIEW_VALUES,
+)
+from cxrssl.errors import DataError
+
+PATH_PATTERN = r"(?P<patient>patient\d+)/(?P<study>study\d+)/view\d+_(?:frontal|lateral)\.\w+$"
+
+
+@dataclass
+class Problem:
+    """One bad row or image: which file, which line, what is wrong."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}, line {self.line}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """Problems found while reading; raised at once unless the user opted to skip."""
+
+    skip: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, problems: list[Problem]) -> None:
+        """Record problems; raise on the first one unless skipping is on."""
+        if problems and not self.skip:
+            more = f" (and {len(problems) - 1} more problem(s) of this kind)" if len(problems) > 1 else ""
+            raise DataError(f"{problems[0]}{more}. Set data.skip_invalid: true to skip such rows.")
+        self.problems.extend(problems)
+
+    def as_dict(self, limit: int = 50) -> dict:
+        """Counts and the first ``limit`` problems, for a metrics/report file."""
+        return {"n_skipped": len(self.problems), "examples": [str(p) for p in self.problems[:limit]]}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: not a readable CSV file ({error})") from None
+
+
+def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"a CheXpert table has the columns {', '.join(COLUMNS)}"
+        )
+
+
+def _problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
+    """Problems for the rows flagged in ``bad``; ``reason(row)`` explains one row."""
+    return [Problem(str(path), int(i) + 2, reason(frame.iloc[i])) for i in np.flatnonzero(bad)]
+
+
+def parse_labels(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Label columns as floats (NaN = blank) and a mask of rows with an unknown value."""
+    raw = frame[list(CLASSES)].apply(lambda col: col.str.strip())
+    values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    blank = (raw == "").to_numpy()
+    known = np.isin(values, LABEL_VALUES) | blank
+    return values, ~known.all(axis=1)
+
+
+def read_table(path: Path, report: Report) -> pd.DataFrame:
+    """Read and validate one CheXpert-format CSV.
+
+    Args:
+        path: a CheXpert ``train.csv``/``valid.csv`` or a split file in that format.
+        report: collects skipped rows, or raises on the first problem.
+
+    Returns:
+        The valid rows with the CheXpert columns (labels as float, NaN = blank,
+        Age as float) plus ``patient`` (``patient00001``), ``study``
+        (``patient00001/study1``) and ``line`` (the row's line in the file).
+    """
+    frame = _read_csv(path)
+    _check_columns(path, frame)
+    frame = frame[list(COLUMNS)].reset_index(drop=True)
+    frame["line"] = np.arange(len(frame)) + 2
+
+    labels, bad_label = parse_labels(path, frame)
+
+    def label_reason(row: pd.Series) -> str:
+        bad = [f"{c}={row[c]!r}" for c in CLASSES
+               if row[c].strip() != "" and pd.to_numeric(row[c].strip(), errors="coerce") not in LABEL_VALUES]
+        return f"unknown label value {', '.join(bad)}; expected 1.0, 0.0, -1.0 or blank"
+
+    ids = frame["Path"].str.extract(PATH_PATTERN)
+    bad_path = ids["patient"].isna().to_numpy()
+    bad_view = ~frame["Frontal/Lateral"].isin(VIEW_VALUES).to_numpy()
+    bad_projection = ~frame["AP/PA"].isin(PROJECTION_VALUES + ("",)).to_numpy()
+    bad_sex = ~frame["Sex"].isin(SEX_VALUES + ("",)).to_numpy()
+    age = pd.to_numeric(frame["Age"], errors="coerce")
+    bad_age = (age.isna() & (frame["Age"].str.strip() != "")).to_numpy() | (age < 0).to_numpy()
+    duplicate = frame["Path"].duplicated().to_numpy()
+
+    checks = [
+        (bad_path, lambda r: f"Path {r['Path']!r} does not look like "
+                             "'<dataset>/<train|valid>/patientNNNNN/studyN/viewN_frontal.jpg'"),
+        (bad_label, label_reason),
+        (bad_view, lambda r: f"Frontal/Lateral is {r['Frontal/Lateral']!r}; expected Frontal or Lateral"),
+        (bad_projection, lambda r: f"AP/PA is {r['AP/PA']!r}; expected AP, PA, LL, RL or blank"),
+        (bad_sex, lambda r: f"Sex is {r['Sex']!r}; expected Male, Female, Unknown or blank"),
+        (bad_age, lambda r: f"Age is {r['Age']!r}; expected a non-negative number or blank"),
+        (duplicate, lambda r: f"Path {r['Path']!r} appears more than once"),
+    ]
+    bad_any = np.zeros(len(frame), dtype=bool)
+    for bad, reason in checks:
+        report.add(_problems(path, frame, bad & ~bad_any, reason))
+        bad_any |= bad
+
+    out = frame.copy()
+    out[list(CLASSES)] = labels
+    out["Age"] = age.astype(float)
+    out["patient"] = ids["patient"]
+    out["study"] = ids["patient"] + "/" + ids["study"]
+    return out.loc[~bad_any].reset_index(drop=True)
+
+
+def resolve_image(root: Path, csv_path: str) -> Path:
+    """The file for a CSV ``Path`` value, under ``root``.
+
+    CheXpert's paths start with the dataset folder's own name
+    (``CheXpert-v1.0-small/train/...``); that first component is replaced by
+    ``root``, whatever the folder is called locally. Paths that start directly
+    with ``train/`` or ``valid/`` are taken relative to ``root``.
+    """
+    parts = PurePosixPath(csv_path).parts
+    if len(parts) > 1 and parts[0] not in ("train", "valid", "test"):
+        parts = parts[1:]
+    return root.joinpath(*parts)
+
+
+def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Report) -> pd.DataFrame:
+    """Read a dataset's train table and, when there is one, its test table.
+
+    Args:
+        root: the dataset folder (``CheXpert-v1.0-small``).
+        train_csv: the training table, relative to ``root`` or absolute.
+        test_csv: the test table (CheXpert's ``valid.csv`` or a user's test split),
+            or None when the test set is to be carved out of train by patient.
+        report: collects skipped rows, or raises on the first problem.
+
+    Returns:
+        One frame, with ``origin`` = "train" or "test" naming the table a row came from
+        and ``file`` the resolved image path.
+    """
+    if not root.is_dir():
+        raise DataError(f"data.root: {root} is not a folder (expected a CheXpert dataset folder)")
+    tables = [("train", train_csv)] + ([("test", test_csv)] if test_csv else [])
+    frames = []
+    for origin, name in tables:
+        table = read_table(root / name, report)
+        table["origin"] = origin
+        frames.append(table)
+    frame = pd.concat(frames, ignore_index=True)
+    duplicate = frame["Path"].duplicated(keep="first").to_numpy()
+    if duplicate.any():
+        report.add([Problem(str(root / test_csv), int(row["line"]),
+                            f"Path {row['Path']!r} is also in {train_csv}")
+                    for _, row in frame[duplicate].iterrows()])
+        frame = frame[~duplicate].reset_index(drop=True)
+    frame["file"] = [str(resolve_image(root, p)) for p in frame["Path"]]
+    return frame

@@ -1,0 +1,1 @@
+"""One thin command-line entry point per DVC stage (python -m stages.<name>)."""

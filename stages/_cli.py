@@ -1,0 +1,20 @@
+"""What every stage's ``main`` shares: clean errors instead of tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from cxrssl.errors import CxrsslError
+
+
+def run(main: Callable[[], None], stage: str) -> None:
+    """Call ``main``; print a user error as one line and exit with status 1."""
+    try:
+        main()
+    except CxrsslError as error:
+        print(f"error: {stage}: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"error: {stage}: interrupted; no output was written", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,56 @@
+"""Shared fixtures: small CheXpert-format tables and images written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrssl.data.schema import CLASSES, COLUMNS
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file from ../shared/data, or skip the test when the folder is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+def make_row(patient: int, study: int, view: int = 1, lateral: bool = False, **labels) -> dict:
+    kind = "lateral" if lateral else "frontal"
+    row = {"Path": f"CheXpert-v1.0-small/train/patient{patient:05d}/study{study}/view{view}_{kind}.jpg",
+           "Sex": "Female", "Age": 60, "Frontal/Lateral": "Lateral" if lateral else "Frontal",
+           "AP/PA": "" if lateral else "AP"}
+    row.update({c: "" for c in CLASSES})
+    row.update({c.replace("_", " "): v for c, v in labels.items()})
+    return row
+
+
+def write_table(path: Path, rows: list[dict], columns=COLUMNS) -> Path:
+    pd.DataFrame(rows).reindex(columns=list(columns)).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A CheXpert-small-like folder: 6 patients in train.csv, 2 in valid.csv, real JPEG files."""
+    root = tmp_path / "CheXpert-v1.0-small"
+    rng = np.random.default_rng(0)
+    train = [make_row(p, s, Cardiomegaly="1.0" if p % 2 else "0.0", Edema="-1.0" if p == 3 else "")
+             for p in range(1, 7) for s in (1, 2)]
+    valid = [make_row(p, 1, Cardiomegaly="1.0" if p == 7 else "0.0") for p in (7, 8)]
+    for row in valid:
+        row["Path"] = row["Path"].replace("/train/", "/valid/")
+    for row in train + valid:
+        file = root / Path(row["Path"]).relative_to("CheXpert-v1.0-small")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(file), rng.integers(0, 255, (80, 70), dtype=np.uint8))
+    write_table(root / "train.csv", train)
+    write_table(root / "valid.csv", valid)
+    return root

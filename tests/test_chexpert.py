@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrssl.data.chexpert import Report, read_dataset, read_table, resolve_image
+from cxrssl.data.schema import CLASSES, COLUMNS
+from cxrssl.errors import DataError
+from tests.conftest import make_row, shared_file, write_table
+
+
+def test_reads_a_valid_table(tmp_path):
+    rows = [make_row(1, 1, Edema="1.0", Cardiomegaly="-1.0"), make_row(1, 1, view=2, lateral=True),
+            make_row(2, 3, Edema="0.0")]
+    table = read_table(write_table(tmp_path / "t.csv", rows), Report())
+    assert list(table["patient"]) == ["patient00001", "patient00001", "patient00002"]
+    assert list(table["study"]) == ["patient00001/study1", "patient00001/study1", "patient00002/study3"]
+    assert table.loc[0, "Edema"] == 1.0 and table.loc[0, "Cardiomegaly"] == -1.0
+    assert np.isnan(table.loc[1, "Edema"]) and table.loc[2, "Edema"] == 0.0
+    assert list(table["line"]) == [2, 3, 4]
+
+
+def test_reads_the_real_label_table_quickly():
+    table = read_table(shared_file("chexpert", "train_labels.csv.gz"), Report())
+    assert len(table) == 223_414
+    assert table["patient"].nunique() == 64_540
+    assert table["study"].nunique() == 187_641
+
+
+@pytest.mark.parametrize("column", ["Path", "Edema", "Frontal/Lateral"])
+def test_missing_column_names_file_and_column(tmp_path, column):
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1)], [c for c in COLUMNS if c != column])
+    with pytest.raises(DataError, match=rf"t\.csv: missing column\(s\) '{column}'"):
+        read_table(path, Report())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"Edema": "2.0"}, r"line 3: unknown label value Edema='2.0'"),
+        ({"Edema": "yes"}, r"line 3: unknown label value Edema='yes'"),
+        ({"Path": "somewhere/image.jpg"}, r"line 3: Path 'somewhere/image.jpg' does not look like"),
+        ({"Frontal/Lateral": "Oblique"}, r"line 3: Frontal/Lateral is 'Oblique'"),
+        ({"AP/PA": "XX"}, r"line 3: AP/PA is 'XX'"),
+        ({"Sex": "M"}, r"line 3: Sex is 'M'"),
+        ({"Age": "old"}, r"line 3: Age is 'old'"),
+    ],
+)
+def test_bad_values_name_file_line_and_value(tmp_path, change, message):
+    bad = make_row(2, 1)
+    bad.update(change)
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1), bad, make_row(3, 1)])
+    with pytest.raises(DataError, match=message):
+        read_table(path, Report())
+
+
+def test_duplicate_paths_are_refused(tmp_path):
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1), make_row(2, 1), make_row(1, 1)])
+    with pytest.raises(DataError, match=r"line 4: Path '.*patient00001/study1/view1_frontal.jpg' appears more"):
+        read_table(path, Report())
+
+
+def test_skip_mode_drops_and_reports_bad_rows(tmp_path):
+    rows = [make_row(1, 1), make_row(2, 1, Edema="7"), make_row(3, 1), make_row(3, 1)]
+    report = Report(skip=True)
+    table = read_table(write_table(tmp_path / "t.csv", rows), report)
+    assert list(table["patient"]) == ["patient00001", "patient00003"]
+    assert [p.line for p in report.problems] == [3, 5]
+    assert report.as_dict()["n_skipped"] == 2
+
+
+def test_many_errors_are_counted_in_one_message(tmp_path):
+    rows = [make_row(i, 1, Edema="5") for i in range(1, 5)]
+    with pytest.raises(DataError, match=r"line 2: .*and 3 more problem"):
+        read_table(write_table(tmp_path / "t.csv", rows), Report())
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: no such file"):
+        read_table(tmp_path / "nope.csv", Report())
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv: not a readable CSV"):
+        read_table(tmp_path / "empty.csv", Report())
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage\x00")
+    with pytest.raises(DataError, match=r"bin\.csv"):
+        read_table(tmp_path / "bin.csv", Report())
+
+
+def test_resolve_image_replaces_the_dataset_folder_name(tmp_path):
+    path = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
+    assert resolve_image(tmp_path / "local-copy", path) == \
+        tmp_path / "local-copy" / "train/patient00001/study1/view1_frontal.jpg"
+    assert resolve_image(tmp_path, "valid/patient1/study1/view1_frontal.jpg") == \
+        tmp_path / "valid/patient1/study1/view1_frontal.jpg"
+
+
+def test_read_dataset_marks_origin_and_refuses_paths_in_both_tables(tiny_dataset):
+    frame = read_dataset(tiny_dataset, "train.csv", "valid.csv", Report())
+    assert frame["origin"].value_counts().to_dict() == {"train": 12, "test": 2}
+    assert all(Path(f).is_file() for f in frame["file"])
+
+    valid = pd.read_csv(tiny_dataset / "valid.csv")
+    train = pd.read_csv(tiny_dataset / "train.csv")
+    pd.concat([valid, train.iloc[:1]]).to_csv(tiny_dataset / "valid.csv", index=False)
+    with pytest.raises(DataError, match=r"valid\.csv, line 4: Path .* is also in train\.csv"):
+        read_dataset(tiny_dataset, "train.csv", "valid.csv", Report())
+
+
+def test_read_dataset_needs_a_folder(tmp_path):
+    with pytest.raises(DataError, match="data.root: .* is not a folder"):
+        read_dataset(tmp_path / "missing", "train.csv", None, Report())
+
+
+def test_labels_keep_chexpert_order():
+    assert CLASSES[0] == "No Finding" and CLASSES[-1] == "Support Devices" and len(CLASSES) == 14

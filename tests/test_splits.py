@@ -1,0 +1,153 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrssl.data.chexpert import Report, read_table
+from cxrssl.data.schema import CLASSES
+from cxrssl.data.splits import (
+    SplitConfig,
+    apply_policy,
+    assign_splits,
+    check_percents,
+    make_splits,
+    min_fractions,
+    subset,
+)
+from cxrssl.errors import DataError, ParamError
+from cxrssl.params import from_dict
+from tests.conftest import shared_file
+
+NAN = np.nan
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("zeros", [1.0, 0.0, 0.0, 0.0]),
+        ("ones", [1.0, 0.0, 1.0, 0.0]),
+        ("ignore", [1.0, 0.0, NAN, 0.0]),
+    ],
+)
+def test_policies(policy, expected):
+    raw = np.array([[1.0, 0.0, -1.0, NAN]])
+    np.testing.assert_array_equal(apply_policy(raw, policy), np.array([expected]))
+
+
+def test_unknown_policy():
+    with pytest.raises(ValueError, match="unknown uncertainty policy 'maybe'"):
+        apply_policy(np.zeros((1, 1)), "maybe")
+
+
+def synthetic_index(n_patients=300, seed=0, with_test=True):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        for s in range(rng.integers(1, 4)):
+            row = {"patient": f"patient{p:05d}", "study": f"patient{p:05d}/study{s + 1}",
+                   "Frontal/Lateral": "Frontal" if rng.random() < 0.85 else "Lateral",
+                   "origin": "test" if with_test and p >= n_patients - 30 else "train"}
+            row.update({c: rng.choice([1.0, 0.0, -1.0, NAN], p=[0.1, 0.2, 0.1, 0.6]) for c in CLASSES})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_assign_splits_keeps_patients_whole_and_uses_the_test_table():
+    frame = synthetic_index()
+    split = assign_splits(frame, 0.2, 0.5, np.random.default_rng(0))
+    per_patient = split.groupby(frame["patient"]).nunique()
+    assert per_patient.max() == 1
+    assert (split[frame["origin"] == "test"] == "test").all()
+    assert (split[frame["origin"] == "train"] != "test").all()
+    val_share = frame.loc[split == "val", "patient"].nunique() / frame.loc[split != "test", "patient"].nunique()
+    assert val_share == pytest.approx(0.2, abs=0.01)
+
+
+def test_assign_splits_carves_test_by_patient_without_a_test_table():
+    frame = synthetic_index(with_test=False)
+    split = assign_splits(frame, 0.1, 0.25, np.random.default_rng(1))
+    assert split.groupby(frame["patient"]).nunique().max() == 1
+    assert frame.loc[split == "test", "patient"].nunique() == 75
+
+
+def test_min_fractions_are_nested_by_patient_and_cover_every_class():
+    frame = synthetic_index(1000, with_test=False)
+    targets = apply_policy(frame[list(CLASSES)].to_numpy(), "zeros")
+    fractions = min_fractions(frame, targets, np.random.default_rng(0))
+    assert fractions.max() == 1.0 and fractions.min() > 0
+    assert frame.assign(f=fractions).groupby("patient")["f"].nunique().max() == 1
+    for f in (0.01, 0.1, 0.5):
+        share = np.mean(fractions <= f)
+        assert share <= f + 1e-9 and share > f - 0.02
+    # classes present in the whole set are present in the 1% subset
+    small = targets[fractions <= 0.01]
+    assert (small == 1.0).any(axis=0).all()
+
+
+def test_min_fractions_depend_on_the_seed_only():
+    frame = synthetic_index(200, with_test=False)
+    targets = apply_policy(frame[list(CLASSES)].to_numpy(), "ones")
+    a = min_fractions(frame, targets, np.random.default_rng(5))
+    b = min_fractions(frame, targets, np.random.default_rng(5))
+    c = min_fractions(frame, targets, np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_make_splits_accounts_for_every_row():
+    frame = synthetic_index()
+    config = SplitConfig(frontal_only=False, uncertainty="ignore")
+    splits, summary = make_splits(frame, config, [1, 10, 100])
+    assert sum(len(s) for s in splits.values()) == len(frame)
+    patients = [set(s["patient"]) for s in splits.values()]
+    assert not (patients[0] & patients[1]) and not (patients[0] & patients[2]) and not (patients[1] & patients[2])
+    assert np.isnan(splits["train"][list(CLASSES)].to_numpy()).any()  # uncertain masked
+    assert not (splits["train"][list(CLASSES)].to_numpy() == -1).any()
+    assert summary["label_fractions"]["100"]["n_images"] == len(splits["train"])
+    assert len(subset(splits["train"], 1.0)) == len(splits["train"])
+
+
+def test_frontal_only_and_an_empty_split():
+    frame = synthetic_index()
+    splits, _ = make_splits(frame, SplitConfig(frontal_only=True), [100])
+    assert all((s["Frontal/Lateral"] == "Frontal").all() for s in splits.values())
+    frame["Frontal/Lateral"] = np.where(frame["origin"] == "test", "Lateral", frame["Frontal/Lateral"])
+    with pytest.raises(DataError, match="split 'test' is empty after filtering"):
+        make_splits(frame, SplitConfig(frontal_only=True), [100])
+
+
+def test_split_params_are_validated():
+    with pytest.raises(ParamError, match=r"split\.uncertainty is 'U-Zeros'"):
+        from_dict(SplitConfig, "split", {"uncertainty": "U-Zeros"})
+    with pytest.raises(ParamError, match=r"split\.val_fraction is 1\.5"):
+        from_dict(SplitConfig, "split", {"val_fraction": 1.5})
+    with pytest.raises(ParamError, match=r"label_percents\[1\] is 0"):
+        check_percents([1, 0])
+    with pytest.raises(ParamError, match=r"label_percents\[0\] is 150"):
+        check_percents([150])
+
+
+def read_seed_splits():
+    train = read_table(shared_file("chexpert", "seed_train_split.csv.gz"), Report())
+    test = read_table(shared_file("chexpert", "seed_test_split.csv.gz"), Report())
+    return pd.concat([train.assign(origin="train"), test.assign(origin="test")], ignore_index=True)
+
+
+def test_seed_split_files_leak_patients_and_are_fixed():
+    frame = read_seed_splits()
+    with pytest.raises(DataError, match="3767 patients .* appear in both the train and the test table"):
+        make_splits(frame, SplitConfig(on_patient_overlap="error"), [100])
+    splits, summary = make_splits(frame, SplitConfig(on_patient_overlap="drop", frontal_only=False), [100])
+    assert summary["patient_overlap"]["patients"] == 3767
+    assert not set(splits["train"]["patient"]) & set(splits["test"]["patient"])
+    assert len(splits["test"]) == 8831
+    kept, summary = make_splits(frame, SplitConfig(on_patient_overlap="keep", frontal_only=False), [100])
+    assert len(set(kept["train"]["patient"]) & set(kept["test"]["patient"])) > 3000
+
+
+def test_real_label_table_splits_by_patient():
+    frame = read_table(shared_file("chexpert", "train_labels.csv.gz"), Report()).assign(origin="train")
+    splits, summary = make_splits(frame, SplitConfig(), [1, 10, 100])
+    assert summary["label_fractions"]["1"]["classes_without_positive"] == []
+    groups = [set(s["patient"]) for s in splits.values()]
+    assert sum(len(g) for g in groups) == len(set().union(*groups))
+    assert sum(len(s) for s in splits.values()) == int((frame["Frontal/Lateral"] == "Frontal").sum())

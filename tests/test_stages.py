@@ -1,0 +1,134 @@
+"""The stages end to end on a tiny configuration, and how they fail."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cxrssl.data.schema import CLASSES, COLUMNS
+from cxrssl.data.store import ImageStore
+from stages import phantoms, preprocess, split
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"source": "phantoms", "root": "ds/CheXpert-v1.0-small", "train_csv": "train.csv",
+             "test_csv": "valid.csv", "skip_invalid": False},
+    "phantoms": {"n_patients": 30, "n_valid_patients": 8, "height": 96, "width": 80, "seed": 3, "workers": 2},
+    "preprocess": {"size": 32, "workers": 2},
+    "split": {"seed": 0, "val_fraction": 0.2, "uncertainty": "ignore"},
+    "label_percents": [10, 100],
+}
+
+
+def write_params(folder: Path, **changes) -> Path:
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    for key, value in changes.items():
+        section, name = key.split("__")
+        params[section][name] = value
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """phantoms -> preprocess -> split in a temporary folder."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    params = write_params(folder)
+    phantoms.main([str(folder / "ds/CheXpert-v1.0-small"), "--params", str(params)])
+    params.write_text(params.read_text().replace("root: ds/", f"root: {folder}/ds/"))
+    preprocess.main([str(folder / "store"), str(folder / "metrics/preprocess.json"), "--params", str(params)])
+    split.main([str(folder / "store/index.csv"), str(folder / "splits"), str(folder / "metrics/split.json"),
+                "--params", str(params)])
+    return folder
+
+
+def test_phantoms_are_a_chexpert_tree(pipeline):
+    root = pipeline / "ds/CheXpert-v1.0-small"
+    for name in ("train.csv", "valid.csv", "regions.csv"):
+        assert (root / name).is_file()
+    train = pd.read_csv(root / "train.csv")
+    assert list(train.columns) == list(COLUMNS)
+    assert all((root / Path(p).relative_to("CheXpert-v1.0-small")).is_file() for p in train["Path"])
+    regions = pd.read_csv(root / "regions.csv")
+    assert set(regions["label"]) <= set(CLASSES)
+    assert regions[["x0", "y0", "x1", "y1"]].stack().between(0, 1).all()
+
+
+def test_phantoms_are_deterministic(pipeline, tmp_path):
+    params = write_params(tmp_path)
+    phantoms.main([str(tmp_path / "again"), "--params", str(params)])
+    first, second = pipeline / "ds/CheXpert-v1.0-small", tmp_path / "again"
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+
+
+def test_store_holds_every_image_once(pipeline):
+    store = ImageStore(pipeline / "store")
+    n_rows = sum(len(pd.read_csv(pipeline / "ds/CheXpert-v1.0-small" / n)) for n in ("train.csv", "valid.csv"))
+    assert store.images.shape == (n_rows, 32, 32) and store.images.dtype == np.uint8
+    assert len(store.index) == n_rows and store.index["row"].is_unique
+    assert store.images[:].std() > 10
+    metrics = json.loads((pipeline / "metrics/preprocess.json").read_text())
+    assert metrics["n_images"] == n_rows and metrics["n_images_skipped"] == 0
+
+
+def test_splits_follow_the_contract(pipeline):
+    frames = {name: pd.read_csv(pipeline / f"splits/{name}.csv") for name in ("train", "val", "test")}
+    for frame in frames.values():
+        assert list(frame.columns[:len(COLUMNS)]) == list(COLUMNS)
+        assert {"patient", "study", "row"} <= set(frame.columns)
+        assert (frame["Frontal/Lateral"] == "Frontal").all()
+    assert "min_fraction" in frames["train"]
+    assert frames["test"]["Path"].str.contains("/valid/").all()
+    patients = [set(f["patient"]) for f in frames.values()]
+    assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+    metrics = json.loads((pipeline / "metrics/split.json").read_text())
+    assert metrics["train"]["n_images"] == len(frames["train"])
+    assert set(metrics["label_fractions"]) == {"10", "100"}
+
+
+def run_stage(args, cwd):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_bad_parameter_is_one_clear_error_and_no_output(pipeline, tmp_path):
+    params = write_params(tmp_path, split__uncertainty="maybe")
+    result = run_stage(["stages.split", str(pipeline / "store/index.csv"), str(tmp_path / "splits"),
+                        str(tmp_path / "split.json"), "--params", str(params)], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: split: params: split.uncertainty is 'maybe'; "
+                                     "expected one of zeros, ones, ignore")
+    assert not (tmp_path / "splits").exists() and not (tmp_path / "split.json").exists()
+
+
+def test_corrupt_image_stops_preprocess_and_leaves_no_store(pipeline, tmp_path):
+    import shutil
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    shutil.copytree(pipeline / "ds/CheXpert-v1.0-small", root)
+    csv_path = pd.read_csv(root / "train.csv")["Path"][3]
+    victim = root / Path(csv_path).relative_to("CheXpert-v1.0-small")
+    victim.write_bytes(victim.read_bytes()[:100])
+    params = write_params(tmp_path, data__root=str(root))
+    result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
+                        "--params", str(params)], tmp_path)
+    assert result.returncode == 1
+    assert f"{victim}: truncated JPEG" in result.stderr
+    assert not (tmp_path / "store").exists() and not (tmp_path / "m.json").exists()
+    assert not list(tmp_path.glob(".store*"))
+
+    params = write_params(tmp_path, data__root=str(root), data__skip_invalid=True)
+    preprocess.main([str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)])
+    report = json.loads((tmp_path / "store/report.json").read_text())
+    assert report["n_skipped"] == 1
+    assert report["examples"] == [f"{victim}: truncated JPEG (no end-of-image marker)"]
+    assert csv_path not in set(ImageStore(tmp_path / "store").index["Path"])
