@@ -38,6 +38,17 @@ def naive_pil(files: list[str], size: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
+def pool_start_s(workers: int) -> float:
+    """Seconds to start the stage's process pool (included in every store figure)."""
+    from cxrssl.data.store import _init_worker
+    from cxrssl.parallel import process_pool
+
+    start = time.perf_counter()
+    with process_pool(workers, _init_worker, (PreprocessConfig(),)) as pool:
+        pool.map(abs, range(workers))
+    return time.perf_counter() - start
+
+
 def store_rate(files: list[str], config: PreprocessConfig, workers: int, repeats: int = 2) -> float:
     """Best of ``repeats`` runs of the preprocess stage's own code path (images/s)."""
     best = 0.0
@@ -50,16 +61,17 @@ def store_rate(files: list[str], config: PreprocessConfig, workers: int, repeats
 
 
 def measure(name: str, files: list[str]) -> dict:
-    result = {"images": len(files)}
+    result: dict = {"images": len(files)}
     for size in (64, 224):
         plain = PreprocessConfig(size=size)
-        result[f"{size}px"] = {
-            "store_2_workers": round(store_rate(files, plain, 2), 1),
-            "store_1_worker": round(store_rate(files, plain, 1), 1),
-            "store_2_workers_median_clahe": round(
-                store_rate(files, PreprocessConfig(size=size, denoise="median", clahe=True), 2), 1),
-            "naive_pil_loop": round(naive_pil(files, size), 1),
+        rates = {
+            "store_2_workers": store_rate(files, plain, 2),
+            "store_1_worker": store_rate(files, plain, 1),
+            "store_2_workers_median_clahe": store_rate(files, PreprocessConfig(size=size, denoise="median",
+                                                                                clahe=True), 2),
+            "naive_pil_loop": naive_pil(files, size),
         }
+        result[f"{size}px"] = {key: round(float(value), 1) for key, value in rates.items()}
     print(name, result)
     return result
 
@@ -69,8 +81,9 @@ def main() -> None:
     nih = Path(sys.argv[2]) if len(sys.argv) > 2 else NIH
     table = pd.read_csv(phantom_root / "train.csv").head(3000)
     phantom_files = [str(resolve_image(phantom_root, p)) for p in table["Path"]]
-    nih_files = sorted(str(p) for p in nih.glob("*.png")) * 4  # 600 decodes of 150 files
+    nih_files = sorted(str(p) for p in nih.glob("*.png")) * 20  # 3,000 decodes of the 150 files
     record("preprocess_throughput", {
+        "pool_start_s_2_workers": round(pool_start_s(2), 2),
         "phantom_jpeg_320x384": measure("phantoms", phantom_files),
         "nih_png_256": measure("nih", nih_files),
     })

@@ -299,6 +299,10 @@ class _Frame:
         self.sy = self.lo_height / height
         self.aspect = aspect              # thorax height over half width
         self.hw_px = half_width_px        # pixels per thorax x unit
+        low_matrix = matrix * np.array([[self.sx], [self.sy]])
+        self._fixed = {  # (linear part transposed, offset) in cv2 fixed point
+            lo: (np.ascontiguousarray(m[:, :2].T * _ONE), (m[:, 2] - 0.5) * _ONE)
+            for lo, m in ((False, matrix), (True, low_matrix))}
 
     def px(self, xy: np.ndarray) -> np.ndarray:
         """Thorax coordinates (n, 2) to continuous full-resolution pixels."""
@@ -306,11 +310,9 @@ class _Frame:
 
     def cv(self, xy: np.ndarray, low: bool = False) -> np.ndarray:
         """Thorax coordinates (..., 2) to cv2 fixed-point integer points."""
-        m = self.matrix
-        if low:
-            m = m * np.array([[self.sx], [self.sy]])
-        xy = np.asarray(xy, dtype=np.float64)
-        p = xy @ (m[:, :2].T * _ONE) + (m[:, 2] - 0.5) * _ONE
+        lin, offset = self._fixed[low]
+        p = np.asarray(xy, dtype=np.float64) @ lin
+        p += offset
         return np.rint(p).astype(np.int32)
 
     def length(self, units: float, low: bool = False) -> float:
@@ -956,7 +958,7 @@ def _plan_fractures(f: _Finding) -> list[_Fracture]:
         out.append(_Fracture(side, first + k, t + rng.normal(0.0, 0.03),
                              offset=(0.4 + 1.0 * v) * rng.choice([-1.0, 1.0]),
                              gap=0.015 + 0.03 * v,
-                             callus=(1.4 + 1.8 * v) if callus else 0.0))
+                             callus=(1.4 + 2.2 * v) if callus else 0.0))
     return out
 
 
@@ -1008,7 +1010,7 @@ def _fracture_box(frame: _Frame, curve: np.ndarray, frac: _Fracture, thick: floa
     if frac.callus > 0:
         pts = _round(frame, p[0], p[1], frac.callus * thick * 0.9)
         pts[:, 1] = p[1] + (pts[:, 1] - p[1]) * 0.8
-        cv2.fillPoly(bone, [frame.cv(pts)], 190, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(bone, [frame.cv(pts)], 215, cv2.LINE_AA, _SHIFT)
     half = np.array([0.12, 0.06 + abs(frac.offset) * thick + frac.callus * thick * 0.6])
     return frame.box(np.array([p - half, p + half]))
 

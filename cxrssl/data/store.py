@@ -13,7 +13,8 @@ with the store, a batch is an index into a memory map.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pandas as pd
 from cxrssl.data.chexpert import Problem
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.errors import DataError
-from cxrssl.parallel import process_pool
+from cxrssl.parallel import process_pool, worker_count
 from cxrssl.progress import progress as progress_bar
 
 IMAGES, INDEX, REPORT = "images.npy", "index.csv", "report.json"
@@ -38,25 +39,29 @@ def _init_worker(config: PreprocessConfig) -> None:
     cv2.setNumThreads(1)
 
 
-def _process(job: tuple[int, str]) -> tuple[int, np.ndarray | None, str | None]:
-    position, file = job
-    try:
-        return position, load_and_preprocess(file, _config), None
-    except DataError as error:
-        return position, None, str(error)
+def _process(job: tuple[int, list[str]]) -> tuple[int, np.ndarray, list[str | None]]:
+    """Preprocess a chunk of files: (first position, (n, S, S) images, error or None per file)."""
+    first, files = job
+    out = np.zeros((len(files), _config.size, _config.size), dtype=np.uint8)
+    errors: list[str | None] = []
+    for i, file in enumerate(files):
+        try:
+            out[i] = load_and_preprocess(file, _config)
+            errors.append(None)
+        except DataError as error:
+            errors.append(str(error))
+    return first, out, errors
 
 
-def _chunked(jobs: Sequence, size: int) -> Iterator:
-    for start in range(0, len(jobs), size):
-        yield jobs[start:start + size]
+CHUNK = 32  # files per task: one pickled array per chunk instead of one per image
 
 
 def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, workers: int,
                 skip_bad: bool, progress: bool = True) -> tuple[np.ndarray, list[Problem]]:
     """Decode and preprocess ``files`` in parallel into ``out/images.npy``.
 
-    Memory stays flat however many images there are: results are written into
-    a memory map as they arrive, in order, from a bounded pool.
+    Memory stays flat however many images there are: at most a few chunks per
+    worker are in flight, and results go into a memory map in order.
 
     Args:
         files: image paths; the i-th is stored at row i.
@@ -76,22 +81,32 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
                                        shape=(len(files), config.size, config.size))
     ok = np.zeros(len(files), dtype=bool)
     problems: list[Problem] = []
-    jobs = list(enumerate(files))
+    jobs = [(first, list(files[first:first + CHUNK])) for first in range(0, len(files), CHUNK)]
     bar = progress_bar(total=len(files), desc="preprocess", enabled=progress)
-    with process_pool(workers, _init_worker, (config,)) as pool:
-        for position, array, error in pool.imap(_process, jobs, chunksize=64):
-            if error is not None:
-                if not skip_bad:
-                    pool.terminate()
-                    raise DataError(f"{error}. Set data.skip_invalid: true to skip unreadable images.")
+
+    def store(first: int, chunk: np.ndarray, errors: list[str | None]) -> None:
+        for i, error in enumerate(errors):
+            position = first + i
+            if error is None:
+                ok[position] = True
+            elif skip_bad:
                 problems.append(Problem(files[position], None, error.removeprefix(f"{files[position]}: ")))
             else:
-                images[position] = array
-                ok[position] = True
-            bar.update()
+                raise DataError(f"{error}. Set data.skip_invalid: true to skip unreadable images.")
+        images[first:first + len(chunk)] = chunk
+        bar.update(len(chunk))
+
+    in_flight = 4 * worker_count(workers)  # bounds memory: at most this many chunks wait in RAM
+    with process_pool(workers, _init_worker, (config,)) as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.apply_async(_process, (job,)))
+            if len(pending) >= in_flight:
+                store(*pending.popleft().get())
+        while pending:
+            store(*pending.popleft().get())
     bar.close()
     images.flush()
-    del images
     return ok, problems
 
 
