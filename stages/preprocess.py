@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     rows_skipped = len(report.problems)
     start = time.perf_counter()
     with atomic_dir(args.out) as tmp:
-        ok, problems = build_store(frame["file"].tolist(), tmp, config, config.workers, data.skip_invalid)
+        listed_in = [f"{table}, line {line}" for table, line in zip(frame["table"], frame["line"])]
+        ok, problems = build_store(frame["file"].tolist(), tmp, config, config.workers, data.skip_invalid,
+                                   listed_in=listed_in)
         report.problems.extend(problems)
         if not ok.any():
             raise DataError(f"{data.root}: no image could be read (see the first problem: {problems[0]})")

@@ -122,7 +122,8 @@ def test_corrupt_image_stops_preprocess_and_leaves_no_store(pipeline, tmp_path):
     result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
                         "--params", str(params)], tmp_path)
     assert result.returncode == 1
-    assert f"{victim}: truncated JPEG" in result.stderr
+    assert f"{victim}: truncated JPEG (no end-of-image marker) (listed in {root / 'train.csv'}, line 5)" \
+        in result.stderr
     assert not (tmp_path / "store").exists() and not (tmp_path / "m.json").exists()
     assert not list(tmp_path.glob(".store*"))
 
@@ -130,5 +131,6 @@ def test_corrupt_image_stops_preprocess_and_leaves_no_store(pipeline, tmp_path):
     preprocess.main([str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)])
     report = json.loads((tmp_path / "store/report.json").read_text())
     assert report["n_skipped"] == 1
-    assert report["examples"] == [f"{victim}: truncated JPEG (no end-of-image marker)"]
+    assert report["examples"] == [f"{victim}: truncated JPEG (no end-of-image marker) "
+                                  f"(listed in {root / 'train.csv'}, line 5)"]
     assert csv_path not in set(ImageStore(tmp_path / "store").index["Path"])

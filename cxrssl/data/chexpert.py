@@ -173,8 +173,8 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
         report: collects skipped rows, or raises on the first problem.
 
     Returns:
-        One frame, with ``origin`` = "train" or "test" naming the table a row came from
-        and ``file`` the resolved image path.
+        One frame, with ``origin`` = "train" or "test" naming the table a row came from,
+        ``table`` its CSV file, ``line`` its line there and ``file`` the resolved image path.
     """
     if not root.is_dir():
         raise DataError(f"data.root: {root} is not a folder (expected a CheXpert dataset folder)")
@@ -183,6 +183,7 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
     for origin, name in tables:
         table = read_table(root / name, report)
         table["origin"] = origin
+        table["table"] = str(root / name)
         frames.append(table)
     frame = pd.concat(frames, ignore_index=True)
     duplicate = frame["Path"].duplicated(keep="first").to_numpy()

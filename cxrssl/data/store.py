@@ -57,7 +57,8 @@ CHUNK = 32  # files per task: one pickled array per chunk instead of one per ima
 
 
 def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, workers: int,
-                skip_bad: bool, progress: bool = True) -> tuple[np.ndarray, list[Problem]]:
+                skip_bad: bool, progress: bool = True,
+                listed_in: Sequence[str] | None = None) -> tuple[np.ndarray, list[Problem]]:
     """Decode and preprocess ``files`` in parallel into ``out/images.npy``.
 
     Memory stays flat however many images there are: at most a few chunks per
@@ -70,6 +71,8 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
         workers: processes to use (0 = one per core).
         skip_bad: skip unreadable images (recorded) instead of failing on the first.
         progress: show a progress bar.
+        listed_in: per file, where the table lists it ("train.csv, line 12"),
+            for error messages.
 
     Returns:
         A boolean mask of the rows that were stored, and the problems found.
@@ -89,10 +92,12 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
             position = first + i
             if error is None:
                 ok[position] = True
-            elif skip_bad:
-                problems.append(Problem(files[position], None, error.removeprefix(f"{files[position]}: ")))
-            else:
+                continue
+            if listed_in is not None:
+                error = f"{error} (listed in {listed_in[position]})"
+            if not skip_bad:
                 raise DataError(f"{error}. Set data.skip_invalid: true to skip unreadable images.")
+            problems.append(Problem(files[position], None, error.removeprefix(f"{files[position]}: ")))
         images[first:first + len(chunk)] = chunk
         bar.update(len(chunk))
 
