@@ -14,6 +14,9 @@ from cxrssl.errors import CxrsslError
 
 
 def _parent_ready(path: Path) -> None:
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise CxrsslError(f"{path}: cannot write there, {parent} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -35,6 +38,9 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         raise CxrsslError(f"{final}: cannot write in {final.parent} ({error.strerror})") from None
     try:
         yield tmp
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode
+        if final.exists() and not final.is_dir():
+            raise CxrsslError(f"{final}: exists and is not a folder")
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)

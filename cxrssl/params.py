@@ -18,6 +18,9 @@ from cxrssl.errors import ParamError
 
 PARAMS_FILE = Path("params.yaml")
 
+#: The top-level sections of params.yaml; anything else is a typo.
+SECTIONS = ("data", "phantoms", "preprocess", "split", "pretrain", "label_percents")
+
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:
     """The whole params file as a dict."""
@@ -31,7 +34,15 @@ def read_params(path: str | Path = PARAMS_FILE) -> dict:
         raise ParamError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected a mapping of sections")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ParamError(f"{path}: unknown section {unknown[0]!r}; the sections are {', '.join(SECTIONS)}")
     return data
+
+
+def check_list(key: str, value, item_type: type) -> list:
+    """A typed list parameter, e.g. ``label_percents`` as list[int]."""
+    return list(_check_type(key, value, list[item_type]))
 
 
 def _check_type(key: str, value, annotation):
@@ -76,7 +87,7 @@ def from_dict(cls, section: str, values: dict | None):
         values: the section's mapping.
     """
     if values is None:
-        values = {}
+        raise ParamError(f"params: missing section {section}")
     if not isinstance(values, dict):
         raise ParamError(f"params: {section} must be a mapping of keys to values")
     hints = typing.get_type_hints(cls)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
 from cxrssl.errors import CxrsslError
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(main: Callable[[], None], stage: str) -> None:
-    """Call ``main``; print a user error as one line and exit with status 1."""
+    """Call ``main``; print a user error as one line and exit with status 1.
+
+    SIGTERM (a killed job, a cancelled CI run) is handled like Ctrl-C, so the
+    temporary outputs are cleaned up on the way out.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except CxrsslError as error:

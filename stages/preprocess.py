@@ -45,22 +45,19 @@ def main(argv: list[str] | None = None) -> None:
                                    listed_in=listed_in)
         report.problems.extend(problems)
         if not ok.any():
-            raise DataError(f"{data.root}: no image could be read (see the first problem: {problems[0]})")
+            raise DataError(f"{data.root}: no image could be read (the first problem: {problems[0]})")
         index = frame.assign(row=np.arange(len(frame)))[ok][INDEX_COLUMNS]
         write_csv(tmp / INDEX, index)
-        write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **report.as_dict()})
-    seconds = time.perf_counter() - start
-    metrics = {
-        "n_images": int(ok.sum()),
-        "n_rows_skipped": rows_skipped,
-        "n_images_skipped": len(problems),
-        "size": config.size,
-        "seconds": round(seconds, 2),
-        "images_per_s": round(len(frame) / seconds, 1),
-    }
-    write_json(args.metrics, metrics)
+        seconds = time.perf_counter() - start
+        timing = {"seconds": round(seconds, 2), "images_per_s": round(len(frame) / seconds, 1)}
+        write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **timing,
+                                  **report.as_dict()})
+        # metrics (no timings: they would change with every run) last, before the folder is moved in
+        metrics = {"n_images": int(ok.sum()), "n_rows_skipped": rows_skipped, "n_images_skipped": len(problems),
+                   "size": config.size}
+        write_json(args.metrics, metrics)
     print(f"preprocess: {metrics['n_images']} images at {config.size} px in {seconds:.1f} s "
-          f"({metrics['images_per_s']} images/s); skipped {rows_skipped} rows and {len(problems)} images")
+          f"({timing['images_per_s']} images/s); skipped {rows_skipped} rows and {len(problems)} images")
     for problem in report.problems[:5]:
         print(f"  skipped: {problem}")
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(SplitConfig, "split", params.get("split"))
-    percents = check_percents(list(params.get("label_percents") or []))
+    percents = check_percents(params.get("label_percents"))
 
     splits, summary = make_splits(read_index(args.index), config, percents)
     overlap = summary["patient_overlap"]
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, frame in splits.items():
             columns = OUT_COLUMNS + (["min_fraction"] if name == "train" else [])
             write_csv(tmp / f"{name}.csv", frame[columns])
-    write_json(args.metrics, summary)
+        write_json(args.metrics, summary)
     sizes = ", ".join(f"{name} {summary[name]['n_images']} images/{summary[name]['n_patients']} patients"
                       for name in splits)
     print(f"split ({config.uncertainty}): {sizes}")

@@ -80,7 +80,7 @@ def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(DataError, match=r"nope\.csv: no such file"):
         read_table(tmp_path / "nope.csv", Report())
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(DataError, match=r"empty\.csv: not a readable CSV"):
+    with pytest.raises(DataError, match=r"empty\.csv: empty file"):
         read_table(tmp_path / "empty.csv", Report())
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage\x00")
     with pytest.raises(DataError, match=r"bin\.csv"):
@@ -114,3 +114,33 @@ def test_read_dataset_needs_a_folder(tmp_path):
 
 def test_labels_keep_chexpert_order():
     assert CLASSES[0] == "No Finding" and CLASSES[-1] == "Support Devices" and len(CLASSES) == 14
+
+
+def test_short_rows_are_refused_and_lines_stay_true_across_blank_lines(tmp_path):
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1), make_row(2, 1), make_row(3, 1)])
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 2)[0]  # drop the last two fields of line 3
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"t\.csv, line 3: 17 fields where the header has 19"):
+        read_table(path, Report())
+    bad = make_row(3, 1, Edema="2.0")
+    path = write_table(tmp_path / "u.csv", [make_row(1, 1), make_row(2, 1), bad])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2] + ["", ""] + lines[2:]) + "\n")  # two blank lines before line 3
+    with pytest.raises(DataError, match=r"u\.csv, line 6: unknown label value Edema='2.0'"):
+        read_table(path, Report())
+
+
+def test_gzip_and_bom_are_read(tmp_path):
+    import gzip
+
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1, Edema="1")])
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(path.read_bytes()))
+    for name in ("bom.csv", "t.csv.gz"):
+        assert read_table(tmp_path / name, Report()).loc[0, "Edema"] == 1.0
+
+
+def test_missing_table_names_its_key(tiny_dataset):
+    with pytest.raises(DataError, match=r"data\.test_csv: .*nope\.csv: no such file"):
+        read_dataset(tiny_dataset, "train.csv", "nope.csv", Report())

@@ -42,3 +42,11 @@ def test_params_file_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
     with pytest.raises(ParamError, match="not valid YAML"):
         read_params(tmp_path / "bad.yaml")
+
+
+def test_sections_must_exist_and_be_known(tmp_path):
+    with pytest.raises(ParamError, match="missing section ex"):
+        from_dict(Example, "ex", None)
+    (tmp_path / "p.yaml").write_text("preprocss:\n  size: 64\n")
+    with pytest.raises(ParamError, match="unknown section 'preprocss'"):
+        read_params(tmp_path / "p.yaml")

@@ -124,6 +124,10 @@ def test_split_params_are_validated():
         check_percents([1, 0])
     with pytest.raises(ParamError, match=r"label_percents\[0\] is 150"):
         check_percents([150])
+    with pytest.raises(ParamError, match=r"label_percents\[0\] is 1\.5; expected an integer"):
+        check_percents([1.5])
+    with pytest.raises(ParamError, match=r"label_percents is 10; expected a list"):
+        check_percents(10)
 
 
 def read_seed_splits():
@@ -151,3 +155,16 @@ def test_real_label_table_splits_by_patient():
     groups = [set(s["patient"]) for s in splits.values()]
     assert sum(len(g) for g in groups) == len(set().union(*groups))
     assert sum(len(s) for s in splits.values()) == int((frame["Frontal/Lateral"] == "Frontal").sum())
+
+
+def test_an_empty_label_fraction_is_an_error():
+    frame = synthetic_index(60)
+    with pytest.raises(DataError, match="label_percents: 1% of the .* train images selects no image"):
+        make_splits(frame, SplitConfig(), [1, 100])
+
+
+def test_fractions_are_the_same_images_under_every_policy():
+    frame = synthetic_index(400, with_test=False)
+    subsets = [set(subset(make_splits(frame, SplitConfig(uncertainty=p), [5])[0]["train"], 0.05)["patient"])
+               for p in ("zeros", "ones", "ignore")]
+    assert subsets[0] == subsets[1] == subsets[2]

@@ -9,6 +9,8 @@ problem is reported with the file and the 1-based line number of the CSV
 
 from __future__ import annotations
 
+import csv
+import gzip
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -61,12 +63,35 @@ class Report:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    """All cells as strings, with each row's line in the file; rows of the wrong length are errors.
+
+    Parsed with the csv module rather than pandas so that line numbers stay
+    true across blank lines and quoted line breaks, and so that a short row is
+    refused instead of being padded with blanks (which would read as negatives).
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path}: empty file; expected a CSV table with a header line")
+            rows, lines = [], []
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue  # blank line
+                if len(row) != len(header):
+                    raise DataError(f"{path}, line {reader.line_num}: {len(row)} fields where the header "
+                                    f"has {len(header)}")
+                rows.append(row)
+                lines.append(reader.line_num)
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
+    frame = pd.DataFrame(rows, columns=[name.strip() for name in header], dtype=str)
+    frame["line"] = lines
+    return frame
 
 
 def _check_columns(path: Path, frame: pd.DataFrame) -> None:
@@ -80,7 +105,7 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
 
 def _problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
     """Problems for the rows flagged in ``bad``; ``reason(row)`` explains one row."""
-    return [Problem(str(path), int(i) + 2, reason(frame.iloc[i])) for i in np.flatnonzero(bad)]
+    return [Problem(str(path), int(frame["line"].iloc[i]), reason(frame.iloc[i])) for i in np.flatnonzero(bad)]
 
 
 def parse_labels(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +131,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     """
     frame = _read_csv(path)
     _check_columns(path, frame)
-    frame = frame[list(COLUMNS)].reset_index(drop=True)
-    frame["line"] = np.arange(len(frame)) + 2
+    frame = frame[[*COLUMNS, "line"]].reset_index(drop=True)
 
     labels, bad_label = parse_labels(path, frame)
 
@@ -122,7 +146,8 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     bad_projection = ~frame["AP/PA"].isin(PROJECTION_VALUES + ("",)).to_numpy()
     bad_sex = ~frame["Sex"].isin(SEX_VALUES + ("",)).to_numpy()
     age = pd.to_numeric(frame["Age"], errors="coerce")
-    bad_age = (age.isna() & (frame["Age"].str.strip() != "")).to_numpy() | (age < 0).to_numpy()
+    bad_age = (age.isna() & (frame["Age"].str.strip() != "")).to_numpy() | ~age.between(0, 120).to_numpy()
+    bad_age &= ~(frame["Age"].str.strip() == "").to_numpy()
     duplicate = frame["Path"].duplicated().to_numpy()
 
     checks = [
@@ -132,7 +157,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         (bad_view, lambda r: f"Frontal/Lateral is {r['Frontal/Lateral']!r}; expected Frontal or Lateral"),
         (bad_projection, lambda r: f"AP/PA is {r['AP/PA']!r}; expected AP, PA, LL, RL or blank"),
         (bad_sex, lambda r: f"Sex is {r['Sex']!r}; expected Male, Female, Unknown or blank"),
-        (bad_age, lambda r: f"Age is {r['Age']!r}; expected a non-negative number or blank"),
+        (bad_age, lambda r: f"Age is {r['Age']!r}; expected a number from 0 to 120, or blank"),
         (duplicate, lambda r: f"Path {r['Path']!r} appears more than once"),
     ]
     bad_any = np.zeros(len(frame), dtype=bool)
@@ -181,6 +206,8 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
     tables = [("train", train_csv)] + ([("test", test_csv)] if test_csv else [])
     frames = []
     for origin, name in tables:
+        if not (root / name).is_file():
+            raise DataError(f"data.{origin}_csv: {root / name}: no such file")
         table = read_table(root / name, report)
         table["origin"] = origin
         table["table"] = str(root / name)
@@ -192,5 +219,8 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
                             f"Path {row['Path']!r} is also in {train_csv}")
                     for _, row in frame[duplicate].iterrows()])
         frame = frame[~duplicate].reset_index(drop=True)
+    if frame.empty:
+        names = " and ".join(str(root / name) for _, name in tables)
+        raise DataError(f"{names}: no valid rows ({len(report.problems)} skipped)")
     frame["file"] = [str(resolve_image(root, p)) for p in frame["Path"]]
     return frame

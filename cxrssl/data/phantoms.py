@@ -68,6 +68,7 @@ class PhantomConfig:
         require(self.contrast > 0, "phantoms.contrast", self.contrast, "a positive number")
         require(1 <= self.jpeg_quality <= 100, "phantoms.jpeg_quality", self.jpeg_quality, "1 to 100")
         require(self.workers >= 0, "phantoms.workers", self.workers, "0 (all cores) or more")
+        require(self.seed >= 0, "phantoms.seed", self.seed, "a non-negative integer")
 
 
 # ---------------------------------------------------------------- labels

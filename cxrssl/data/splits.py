@@ -18,7 +18,7 @@ import pandas as pd
 
 from cxrssl.data.schema import CLASSES, POSITIVE, UNCERTAIN
 from cxrssl.errors import DataError
-from cxrssl.params import require
+from cxrssl.params import check_list, require
 
 POLICIES = ("zeros", "ones", "ignore")
 
@@ -179,6 +179,7 @@ class SplitConfig:
     on_patient_overlap: str = "drop"
 
     def validate(self) -> None:
+        require(self.seed >= 0, "split.seed", self.seed, "a non-negative integer")
         require(0 < self.val_fraction < 1, "split.val_fraction", self.val_fraction, "a number in (0, 1)")
         require(0 < self.test_fraction < 1, "split.test_fraction", self.test_fraction, "a number in (0, 1)")
         require(self.uncertainty in POLICIES, "split.uncertainty", self.uncertainty,
@@ -187,8 +188,9 @@ class SplitConfig:
                 self.on_patient_overlap, f"one of {', '.join(OVERLAP_ACTIONS)}")
 
 
-def check_percents(percents: list[int]) -> list[int]:
+def check_percents(percents) -> list[int]:
     """Validate the ``label_percents`` list: integers in (0, 100], no repeats."""
+    percents = check_list("label_percents", percents, int)
     require(len(percents) > 0, "label_percents", percents, "a non-empty list of integers in (0, 100]")
     for i, pct in enumerate(percents):
         require(0 < pct <= 100, f"label_percents[{i}]", pct, "an integer in (0, 100]")
@@ -242,6 +244,7 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
     targets = apply_policy(frame[list(CLASSES)].to_numpy(dtype=float), config.uncertainty)
     frame = frame.copy()
     frame[list(CLASSES)] = targets
+    frame["_index"] = frame.index
 
     out = {}
     for name in SPLITS:
@@ -251,7 +254,11 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
                             f"{len(index)} images before filtering); check data and split settings")
         out[name] = part.reset_index(drop=True)
     train = out["train"]
-    train["min_fraction"] = min_fractions(train, train[list(CLASSES)].to_numpy(), rng)
+    # front patients are chosen on raw positives, so every policy trains on the same subsets
+    raw_positive = index.loc[train["_index"], list(CLASSES)].to_numpy(dtype=float) == POSITIVE
+    train["min_fraction"] = min_fractions(train, raw_positive.astype(float), rng)
+    out = {name: part.drop(columns="_index") for name, part in out.items()}
+    train = out["train"]
 
     for name, part in out.items():
         summary[name] = {
@@ -263,6 +270,9 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
     summary["label_fractions"] = {}
     for pct in percents:
         part = subset(train, pct / 100)
+        if part.empty:
+            raise DataError(f"label_percents: {pct}% of the {len(train)} train images selects no image "
+                            "(the smallest patient is a larger share); use a larger percent or more data")
         positives = (part[list(CLASSES)].to_numpy() == 1.0).sum(axis=0)
         summary["label_fractions"][str(pct)] = {
             "n_images": len(part),

@@ -87,7 +87,8 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
     jobs = [(first, list(files[first:first + CHUNK])) for first in range(0, len(files), CHUNK)]
     bar = progress_bar(total=len(files), desc="preprocess", enabled=progress)
 
-    def store(first: int, chunk: np.ndarray, errors: list[str | None]) -> None:
+    def store(first: int, chunk: np.ndarray, errors: list[str | None]) -> str | None:
+        """Keep a finished chunk; return the first error that must stop the stage."""
         for i, error in enumerate(errors):
             position = first + i
             if error is None:
@@ -96,21 +97,35 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
             if listed_in is not None:
                 error = f"{error} (listed in {listed_in[position]})"
             if not skip_bad:
-                raise DataError(f"{error}. Set data.skip_invalid: true to skip unreadable images.")
+                return error
             problems.append(Problem(files[position], None, error.removeprefix(f"{files[position]}: ")))
         images[first:first + len(chunk)] = chunk
         bar.update(len(chunk))
+        return None
 
+    # Never raise or terminate() while tasks are queued (terminate can hang: CPython #78178):
+    # on an error stop submitting, let the few chunks in flight finish, close, join, then raise.
     in_flight = 4 * worker_count(workers)  # bounds memory: at most this many chunks wait in RAM
-    with process_pool(workers, _init_worker, (config,)) as pool:
+    stop: str | None = None
+    pool = process_pool(workers, _init_worker, (config,))
+    try:
         pending: deque = deque()
         for job in jobs:
             pending.append(pool.apply_async(_process, (job,)))
             if len(pending) >= in_flight:
-                store(*pending.popleft().get())
+                stop = store(*pending.popleft().get())
+                if stop:
+                    break
         while pending:
-            store(*pending.popleft().get())
-    bar.close()
+            result = pending.popleft().get()
+            if stop is None:
+                stop = store(*result)
+    finally:
+        bar.close()
+        pool.close()
+        pool.join()
+    if stop is not None:
+        raise DataError(f"{stop}. Set data.skip_invalid: true to skip unreadable images.")
     images.flush()
     return ok, problems
 
