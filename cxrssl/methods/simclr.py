@@ -1,0 +1,37 @@
+"""SimCLR (Chen et al., ICML 2020): two views, NT-Xent with in-batch negatives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cxrssl.methods.base import Method
+from cxrssl.methods.losses import nt_xent
+from cxrssl.models import mlp
+from cxrssl.views import ViewSpec
+
+
+@dataclass(frozen=True)
+class SimCLRConfig:
+    """params.yaml ``pretrain.simclr``: projector 2048 -> 128 and tau as in the paper (tau 0.1 for large batches)."""
+
+    hidden_dim: int = 2048
+    dim: int = 128
+    temperature: float = 0.1
+
+
+class SimCLR(Method):
+    """Backbone + projector ``Linear(D, 2048) -> BN -> ReLU -> Linear(2048, 128)``; loss NT-Xent over 2N views."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, config: SimCLRConfig, size: int, view: ViewSpec):
+        super().__init__(backbone, feature_dim)
+        self.config = config
+        self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
+        self.views = (view, view)
+
+    def loss(self, views: list[torch.Tensor]) -> torch.Tensor:
+        n = views[0].shape[0]
+        z = self.projector(self.backbone(torch.cat(views)))  # one pass: BN sees both views
+        return nt_xent(z[:n], z[n:], self.config.temperature)

@@ -1,0 +1,126 @@
+"""Self-supervised pretraining of one method on the train split's images (stage ``pretrain@<method>``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from cxrssl.methods import AugmentConfig, build_method
+from cxrssl.methods.base import Method
+from cxrssl.models import BACKBONES
+from cxrssl.params import require
+from cxrssl.train import LoopConfig, fit
+from cxrssl.views import make_view, normalize, to_float
+
+
+@dataclass(frozen=True)
+class PretrainConfig(LoopConfig):
+    """params.yaml ``pretrain.common``: what all methods share.
+
+    Attributes (besides :class:`LoopConfig`'s):
+        backbone: "resnet18", "resnet50" or "densenet121".
+        crop_scale_min: smallest crop area of the (global) random resized crops.
+        local_crop_scale: crop area range of SwAV's small crops.
+        flip, rotation, brightness, contrast: the grayscale-safe augmentations.
+        probe_images: images used for the collapse indicator.
+    """
+
+    backbone: str = "resnet18"
+    crop_scale_min: float = 0.2
+    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.2])
+    flip: float = 0.5
+    rotation: float = 10.0
+    brightness: float = 0.4
+    contrast: float = 0.4
+    probe_images: int = 512
+
+    def validate(self) -> None:
+        super().validate("pretrain.common")
+        require(self.backbone in BACKBONES, "pretrain.common.backbone", self.backbone, f"one of {', '.join(BACKBONES)}")
+        require(0 < self.crop_scale_min <= 1, "pretrain.common.crop_scale_min", self.crop_scale_min, "in (0, 1]")
+        low_high = self.local_crop_scale
+        require(len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1, "pretrain.common.local_crop_scale",
+                low_high, "[low, high] with 0 < low <= high <= 1")
+        require(0 <= self.flip <= 1, "pretrain.common.flip", self.flip, "a probability")
+        require(0 <= self.rotation <= 90, "pretrain.common.rotation", self.rotation, "0 to 90 degrees")
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(crop_scale_min=self.crop_scale_min, local_crop_scale=tuple(self.local_crop_scale),
+                             flip=self.flip, rotation=self.rotation, brightness=self.brightness,
+                             contrast=self.contrast)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def embedding_spread(method: Method, images: torch.Tensor, device: torch.device) -> float:
+    """Mean per-dimension std of L2-normalised backbone features: ~0 means collapse.
+
+    For features spread evenly on the sphere it is about 1/sqrt(D).
+    """
+    method.eval()
+    features = torch.cat([method.embed(normalize(to_float(chunk.to(device)))).float()
+                          for chunk in images.split(256)])
+    method.train()
+    return float(F.normalize(features, dim=1).std(dim=0).mean())
+
+
+def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, method_config,
+             checkpoint: Path | None, device: torch.device | None = None) -> tuple[Method, list[dict], dict]:
+    """Pretrain one method.
+
+    Args:
+        method_name: "moco", "simclr", "byol" or "swav".
+        images: (N, S, S) uint8 training images (labels are not used).
+        config: shared settings; ``method_config`` the method's own.
+        checkpoint: resume file, written every epoch.
+        device: defaults to CUDA when available.
+
+    Returns:
+        The trained method, its per-epoch history and a summary for the metrics file.
+    """
+    device = device or pick_device()
+    torch.manual_seed(config.seed)
+    size = images.shape[-1]
+    method = build_method(method_name, config.backbone, size, method_config, config.augment(),
+                          n_train=len(images)).to(device)
+    steps_per_epoch = len(images) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"pretrain.common.batch_size {config.batch_size} is larger than the training set "
+                         f"({len(images)} images)")
+    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:config.probe_images]]
+
+    def batches(generator: torch.Generator):
+        cpu = torch.Generator().manual_seed(generator.initial_seed())
+        order = torch.randperm(len(images), generator=cpu)
+        for i in range(steps_per_epoch):
+            batch = to_float(images[order[i * config.batch_size:(i + 1) * config.batch_size]].to(device))
+            yield [make_view(batch, spec, generator) for spec in method.views], len(batch)
+
+    fingerprint = json.dumps({"method": method_name, "common": asdict(config), "method_config": asdict(method_config),
+                              "n": len(images), "size": size}, sort_keys=True)
+    start = time.perf_counter()
+    history = fit(method, method.loss, batches, steps_per_epoch, config, device, checkpoint,
+                  stage=f"pretrain@{method_name}", fingerprint=fingerprint, on_step=method.on_step,
+                  before_optimizer_step=method.before_optimizer_step,
+                  on_epoch_end=lambda epoch: {"embedding_std": embedding_spread(method, probe, device)})
+    summary = {
+        "method": method_name,
+        "backbone": config.backbone,
+        "epochs": config.epochs,
+        "final_loss": history[-1]["loss"],
+        "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
+        "views_per_image": len(method.views),
+        "wall_time_s": time.perf_counter() - start,
+        "embedding_std": history[-1]["embedding_std"],
+        "embedding_std_uniform": method.feature_dim ** -0.5,
+    }
+    return method, history, summary
+

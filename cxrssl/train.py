@@ -1,0 +1,189 @@
+"""The one training loop: autocast, AdamW, OneCycleLR, gradient clipping, checkpoints and resume.
+
+Pretraining and fine-tuning both call :func:`fit`. Determinism: every epoch
+reseeds the global torch RNG and the batch generator from (seed, epoch), so a
+run resumed from an epoch checkpoint ends with the same weights as an
+uninterrupted one on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cxrssl.errors import CxrsslError
+from cxrssl.io import atomic_file
+from cxrssl.params import require
+from cxrssl.progress import progress
+
+
+class TrainingError(CxrsslError):
+    """Training cannot go on (a non-finite loss, an incompatible checkpoint)."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Optimisation settings shared by the stages that train.
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: images per step.
+        lr: peak learning rate of OneCycleLR (AdamW).
+        weight_decay: AdamW's decoupled weight decay.
+        warmup: share of steps spent warming up (OneCycleLR's pct_start).
+        grad_clip: maximum gradient norm (0 = no clipping).
+        amp: autocast (bf16 on CPU, bf16 or fp16 on CUDA).
+        seed: seeds weights, batches and augmentations.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.1
+    grad_clip: float = 3.0
+    amp: bool = True
+    seed: int = 0
+
+    def validate(self, section: str = "pretrain.common") -> None:
+        require(self.seed >= 0, f"{section}.seed", self.seed, "a non-negative integer")
+        require(self.epochs >= 1, f"{section}.epochs", self.epochs, "a positive integer")
+        require(self.batch_size >= 2, f"{section}.batch_size", self.batch_size, "an integer >= 2")
+        require(self.lr > 0, f"{section}.lr", self.lr, "> 0")
+        require(self.weight_decay >= 0, f"{section}.weight_decay", self.weight_decay, ">= 0")
+        require(0 < self.warmup < 1, f"{section}.warmup", self.warmup, "a number in (0, 1)")
+        require(self.grad_clip >= 0, f"{section}.grad_clip", self.grad_clip, ">= 0")
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CPU; bf16 on CUDA where supported, else fp16 (with a GradScaler)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+@dataclass
+class Step:
+    """What ``fit`` hands back per step to the caller's logging."""
+
+    epoch: int
+    step: int
+    loss: float
+    images_per_s: float
+
+
+def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
+        batches: Callable[[torch.Generator], Iterable[tuple[object, int]]], steps_per_epoch: int,
+        config: LoopConfig, device: torch.device, checkpoint: Path | None, stage: str, fingerprint: str = "",
+        on_step: Callable[[int, int], None] | None = None,
+        before_optimizer_step: Callable[[int], None] | None = None,
+        on_epoch_end: Callable[[int], dict] | None = None) -> list[dict]:
+    """Train ``model`` and return its history, resuming from ``checkpoint`` if one is there.
+
+    Args:
+        model: the module whose trainable parameters are optimised.
+        loss_fn: batch -> scalar loss (called under autocast).
+        batches: generator -> iterable of (batch, n_images) for one epoch;
+            all randomness of an epoch must come from the generator (or the
+            global torch RNG, which is reseeded every epoch).
+        steps_per_epoch: how many batches ``batches`` yields.
+        config: optimisation settings.
+        device: where the model lives.
+        checkpoint: written after every epoch; one with the same ``fingerprint``
+            (a description of everything that shapes the run) is resumed.
+        stage: names the stage in errors ("pretrain@moco").
+        on_step: (global step, total steps) after each optimiser step.
+        before_optimizer_step: (global step) between backward and step.
+        on_epoch_end: epoch -> extra values logged for that epoch.
+
+    Returns:
+        One dict per epoch: epoch, loss (mean), images_per_s, seconds and extras.
+
+    Raises:
+        TrainingError: a non-finite loss, naming the stage, epoch and step.
+    """
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                                    pct_start=config.warmup)
+    use_scaler = device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("fingerprint") == fingerprint and state.get("total_steps") == total_steps:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            history, start_epoch = state["history"], state["epoch"] + 1
+            print(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
+        else:
+            print(f"{stage}: ignoring {checkpoint}, made with other settings")
+
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(epoch_seed(config.seed, epoch))
+        generator = torch.Generator(device=device).manual_seed(epoch_seed(config.seed, epoch))
+        model.train()
+        losses, seen, start = [], 0, time.perf_counter()
+        bar = progress(total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", unit="step")
+        for i, (batch, n_images) in enumerate(batches(generator)):
+            step = epoch * steps_per_epoch + i
+            with autocast(device, config.amp):
+                loss = loss_fn(batch)
+            value = loss.detach().item()
+            if not math.isfinite(value):
+                raise TrainingError(f"{stage}: non-finite loss ({value}) at epoch {epoch + 1}, "
+                                    f"step {i + 1} (global step {step + 1}); lower the learning rate or "
+                                    f"check the input")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            if before_optimizer_step is not None:
+                before_optimizer_step(step)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if on_step is not None:
+                on_step(step, total_steps)
+            losses.append(value)
+            seen += n_images
+            rate = seen / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:.0f}", refresh=False)
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - start
+        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "images_per_s": seen / seconds,
+                  "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(epoch))
+        history.append(record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                         "epoch": epoch, "history": history, "total_steps": total_steps,
+                                         "fingerprint": fingerprint})
+    return history
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save, atomically (an interrupted save never leaves a broken checkpoint)."""
+    with atomic_file(path, "wb") as handle:
+        torch.save(state, handle)

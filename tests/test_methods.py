@@ -1,0 +1,120 @@
+"""The four methods: a few optimiser steps lower the loss; momentum, tau, queue and prototypes behave."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cxrssl.methods import CONFIGS, AugmentConfig, build_method
+from cxrssl.methods.base import update_momentum
+from cxrssl.methods.byol import cosine_tau
+from cxrssl.methods.moco import MoCo, MoCoConfig
+from cxrssl.methods.swav import SwAVConfig
+from cxrssl.models import build_backbone
+from cxrssl.views import ViewSpec, make_view, to_float
+
+SMALL = {
+    "moco": MoCoConfig(hidden_dim=64, dim=32, queue_size=64),
+    "simclr": CONFIGS["simclr"](hidden_dim=64, dim=32),
+    "byol": CONFIGS["byol"](hidden_dim=64, dim=32, tau_base=0.99),
+    "swav": SwAVConfig(hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2),
+}
+
+
+def fixed_batch(n=16, size=32):
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(n, size, size, generator=g) * 255).to(torch.uint8)
+    images[: n // 2, 8:16, 8:16] = 255  # some structure to learn
+    return to_float(images)
+
+
+@pytest.mark.parametrize("name", ["moco", "simclr", "byol", "swav"])
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name):
+    torch.manual_seed(0)
+    method = build_method(name, "resnet18", 32, SMALL[name], AugmentConfig())
+    if name == "moco":  # a fixed batch would enqueue its own keys as negatives: keep the queue fixed
+        method._dequeue_and_enqueue = lambda keys: None
+    batch = fixed_batch()
+    g = torch.Generator().manual_seed(1)
+    views = [make_view(batch, spec, g) for spec in method.views]  # the same views every step
+    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for step in range(12):
+        loss = method.loss(views)
+        optimizer.zero_grad()
+        loss.backward()
+        method.before_optimizer_step(step)
+        optimizer.step()
+        method.on_step(step, 12)
+        losses.append(loss.item())
+    assert all(math.isfinite(x) for x in losses)
+    assert sum(losses[-3:]) / 3 < losses[0], losses
+
+
+def test_every_head_is_trained_byol_projector_and_predictor_included():
+    method = build_method("byol", "resnet18", 32, SMALL["byol"], AugmentConfig())
+    views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
+    method.loss(views).backward()
+    for name in ("backbone", "projector", "predictor"):
+        grads = [p.grad for p in getattr(method, name).parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), name
+    assert all(p.grad is None for p in method.target_projector.parameters())
+
+
+def test_update_momentum():
+    online, target = nn.Linear(3, 2), nn.Linear(3, 2)
+    expected = 0.9 * target.weight.detach() + 0.1 * online.weight.detach()
+    update_momentum(online, target, 0.9)
+    torch.testing.assert_close(target.weight, expected)
+
+
+def test_cosine_tau_goes_from_base_to_one():
+    assert cosine_tau(0, 100, 0.996) == pytest.approx(0.996)
+    assert cosine_tau(50, 100, 0.996) == pytest.approx(0.998)
+    assert cosine_tau(100, 100, 0.996) == pytest.approx(1.0)
+
+
+def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
+    backbone, dim = build_backbone("resnet18")
+    moco = MoCo(backbone, dim, MoCoConfig(hidden_dim=16, dim=4, queue_size=5), 32, ViewSpec(size=32))
+    keys = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    moco._dequeue_and_enqueue(keys)
+    torch.testing.assert_close(moco.queue[:3], keys)
+    assert int(moco.queue_ptr) == 3
+    more = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    moco._dequeue_and_enqueue(more)  # wraps: rows 3, 4, 0
+    torch.testing.assert_close(moco.queue[[3, 4, 0]], more)
+    assert int(moco.queue_ptr) == 1
+    assert "queue" in moco.state_dict() and "queue_ptr" in moco.state_dict()
+
+
+def test_moco_queue_is_clipped_to_the_training_set():
+    backbone, dim = build_backbone("resnet18")
+    with pytest.warns(UserWarning, match="queue_size 100 is larger than the training set"):
+        moco = MoCo(backbone, dim, MoCoConfig(hidden_dim=16, dim=4, queue_size=100), 32, ViewSpec(size=32), n_train=10)
+    assert moco.queue.shape == (10, 4)
+
+
+def test_swav_prototypes_are_normalised_and_frozen_at_first():
+    method = build_method("swav", "resnet18", 32, SMALL["swav"], AugmentConfig())
+    views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
+    assert len(views) == 4 and views[2].shape[-1] < views[0].shape[-1]  # multi-crop
+    method.loss(views).backward()
+    method.before_optimizer_step(0)
+    assert method.prototypes.weight.grad is None  # frozen during the first steps
+    method.loss(views).backward()
+    method.before_optimizer_step(5)
+    assert method.prototypes.weight.grad is not None
+    with torch.no_grad():
+        method.prototypes.weight.mul_(3)
+    method.on_step(5, 10)
+    torch.testing.assert_close(method.prototypes.weight.norm(dim=1), torch.ones(16))
+
+
+def test_swav_needs_more_prototypes_than_dimensions():
+    from cxrssl.errors import ParamError
+    from cxrssl.methods import validate_method_config
+
+    with pytest.raises(ParamError, match=r"pretrain\.swav\.n_prototypes is 100; expected more prototypes than"):
+        validate_method_config("swav", SwAVConfig(dim=128, n_prototypes=100))

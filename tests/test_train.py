@@ -1,0 +1,70 @@
+"""The training loop: resume gives the same weights as an uninterrupted run; a non-finite loss stops it."""
+
+import pytest
+import torch
+
+from cxrssl.methods.simclr import SimCLRConfig
+from cxrssl.pretraining import PretrainConfig, pretrain
+from cxrssl.train import LoopConfig, TrainingError, fit
+
+CONFIG = PretrainConfig(epochs=3, batch_size=8, lr=1e-3, probe_images=16, seed=3)
+METHOD = SimCLRConfig(hidden_dim=32, dim=16)
+
+
+def tiny_images(n=24, size=32):
+    return (torch.rand(n, size, size, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+
+
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch):
+    images = tiny_images()
+    straight, history, _ = pretrain("simclr", images, CONFIG, METHOD, tmp_path / "a.ckpt", torch.device("cpu"))
+
+    import cxrssl.pretraining as pretraining
+
+    real_fit = pretraining.fit
+    calls = {"epochs": 0}
+
+    def interrupted_fit(*args, **kwargs):
+        original = kwargs["on_epoch_end"]
+
+        def stop_after_two(epoch):
+            calls["epochs"] += 1
+            if calls["epochs"] == 3:  # the third epoch ends: die before its checkpoint is written
+                raise KeyboardInterrupt
+            return original(epoch)
+
+        kwargs["on_epoch_end"] = stop_after_two
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pretraining, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt", torch.device("cpu"))
+    assert (tmp_path / "b.ckpt").is_file()
+    monkeypatch.setattr(pretraining, "fit", real_fit)
+    resumed, resumed_history, _ = pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt",
+                                           torch.device("cpu"))
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert [h["loss"] for h in history] == [h["loss"] for h in resumed_history]
+
+
+def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path, capsys):
+    images = tiny_images()
+    pretrain("simclr", images, PretrainConfig(**{**CONFIG.__dict__, "epochs": 1}), METHOD, tmp_path / "c.ckpt",
+             torch.device("cpu"))
+    pretrain("simclr", images, PretrainConfig(**{**CONFIG.__dict__, "epochs": 1, "lr": 2e-3}), METHOD,
+             tmp_path / "c.ckpt", torch.device("cpu"))
+    assert "ignoring" in capsys.readouterr().out
+
+
+def test_non_finite_loss_names_stage_epoch_and_step():
+    model = torch.nn.Linear(2, 1)
+    batches = lambda g: [((torch.ones(4, 2)), 4)] * 3  # noqa: E731
+    steps = iter([1.0, 2.0, float("nan")])
+
+    def loss_fn(batch):
+        return model(batch).sum() * 0 + next(steps)
+
+    with pytest.raises(TrainingError, match=r"finetune@x: non-finite loss \(nan\) at epoch 1, step 3"):
+        fit(model, loss_fn, batches, 3, LoopConfig(epochs=1, batch_size=4), torch.device("cpu"), None,
+            stage="finetune@x")
