@@ -32,6 +32,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     _parent_ready(final)
+    if final.exists() and not final.is_dir():  # checked before the work, not after it
+        raise CxrsslError(f"{final}: exists and is not a folder")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     except OSError as error:
@@ -39,8 +41,6 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode
-        if final.exists() and not final.is_dir():
-            raise CxrsslError(f"{final}: exists and is not a folder")
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)
