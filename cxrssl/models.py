@@ -8,7 +8,7 @@ from torch import nn
 
 from cxrssl.errors import ParamError
 
-BACKBONES = ("resnet18", "resnet50", "densenet121")
+BACKBONES = ("resnet10", "resnet18", "resnet50", "densenet121")
 
 
 def _one_channel(conv: nn.Conv2d) -> nn.Conv2d:
@@ -25,7 +25,8 @@ def build_backbone(name: str, weights=None) -> tuple[nn.Module, int]:
     """A torchvision backbone without its classifier, taking (N, 1, H, W) input.
 
     Args:
-        name: "resnet18", "resnet50" or "densenet121".
+        name: "resnet10" (ResNet-18 with one block per stage, for small CPU runs),
+            "resnet18", "resnet50" or "densenet121".
         weights: torchvision weights enum or None (random initialisation).
 
     Returns:
@@ -33,7 +34,12 @@ def build_backbone(name: str, weights=None) -> tuple[nn.Module, int]:
     """
     if name not in BACKBONES:
         raise ParamError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
-    model = getattr(torchvision.models, name)(weights=weights)
+    if name == "resnet10":  # ResNet-18 with one basic block per stage: half the compute, no pretrained weights
+        if weights is not None:
+            raise ParamError("resnet10 has no pretrained weights")
+        model = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    else:
+        model = getattr(torchvision.models, name)(weights=weights)
     if name.startswith("resnet"):
         model.conv1 = _one_channel(model.conv1)
         dim = model.fc.in_features

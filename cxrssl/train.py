@@ -90,7 +90,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         config: LoopConfig, device: torch.device, checkpoint: Path | None, stage: str, fingerprint: str = "",
         on_step: Callable[[int, int], None] | None = None,
         before_optimizer_step: Callable[[int], None] | None = None,
-        on_epoch_end: Callable[[int], dict] | None = None) -> list[dict]:
+        on_epoch_end: Callable[[int], dict] | None = None, extra_state: dict | None = None,
+        stop: Callable[[], bool] | None = None) -> list[dict]:
     """Train ``model`` and return its history, resuming from ``checkpoint`` if one is there.
 
     Args:
@@ -108,6 +109,9 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         on_step: (global step, total steps) after each optimiser step.
         before_optimizer_step: (global step) between backward and step.
         on_epoch_end: epoch -> extra values logged for that epoch.
+        extra_state: a dict the caller owns (say, the best weights so far); it
+            is saved in every checkpoint and restored in place on resume.
+        stop: checked after every epoch's checkpoint; True ends training early.
 
     Returns:
         One dict per epoch: epoch, loss (mean), images_per_s, seconds and extras.
@@ -132,10 +136,15 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             history, start_epoch = state["history"], state["epoch"] + 1
+            if extra_state is not None:
+                extra_state.clear()
+                extra_state.update(state.get("extra_state", {}))
             print(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
         else:
             print(f"{stage}: ignoring {checkpoint}, made with other settings")
 
+    if stop is not None and start_epoch > 0 and stop():  # it had stopped early before the interruption
+        return history
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch))
         generator = torch.Generator(device=device).manual_seed(epoch_seed(config.seed, epoch))
@@ -155,7 +164,11 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+                norm = nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+                if not use_scaler and not torch.isfinite(norm):  # fp16's scaler skips such steps itself
+                    raise TrainingError(f"{stage}: non-finite gradient at epoch {epoch + 1}, step {i + 1} "
+                                        f"(global step {step + 1}) although the loss was {value:.4g}; "
+                                        f"lower the learning rate, turn amp off, or check the input")
             if before_optimizer_step is not None:
                 before_optimizer_step(step)
             scaler.step(optimizer)
@@ -179,7 +192,9 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                          "epoch": epoch, "history": history, "total_steps": total_steps,
-                                         "fingerprint": fingerprint})
+                                         "fingerprint": fingerprint, "extra_state": extra_state or {}})
+        if stop is not None and stop():
+            break
     return history
 
 

@@ -118,3 +118,14 @@ def test_swav_needs_more_prototypes_than_dimensions():
 
     with pytest.raises(ParamError, match=r"pretrain\.swav\.n_prototypes is 100; expected more prototypes than"):
         validate_method_config("swav", SwAVConfig(dim=128, n_prototypes=100))
+
+
+def test_small_crops_never_shrink_a_resnet_stage_to_one_pixel():
+    from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
+
+    method = build_method("swav", "resnet10", 32, SwAVConfig(dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
+                          AugmentConfig())
+    assert [v.size for v in method.views] == [32, 32, MIN_VIEW_SIZE, MIN_VIEW_SIZE]
+    features = method.backbone.layer3(method.backbone.layer2(method.backbone.layer1(method.backbone.maxpool(
+        method.backbone.conv1(torch.zeros(2, 1, MIN_VIEW_SIZE, MIN_VIEW_SIZE))))))
+    assert features.shape[-2:] == (2, 2)  # what the last stage's strided convolution sees

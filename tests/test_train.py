@@ -68,3 +68,17 @@ def test_non_finite_loss_names_stage_epoch_and_step():
     with pytest.raises(TrainingError, match=r"finetune@x: non-finite loss \(nan\) at epoch 1, step 3"):
         fit(model, loss_fn, batches, 3, LoopConfig(epochs=1, batch_size=4), torch.device("cpu"), None,
             stage="finetune@x")
+
+
+def test_non_finite_gradient_with_a_finite_loss_is_an_error():
+    model = torch.nn.Linear(2, 1)
+
+    def loss_fn(batch):  # 0 in value, NaN in gradient (d sqrt(u)/du at 0 times du = 0)
+        u = model.weight.sum() - model.weight.sum().detach()
+        return torch.sqrt(u * 0) + 0 * model(batch).sum()
+
+    def batches(generator):
+        yield torch.ones(2, 2), 2
+
+    with pytest.raises(TrainingError, match=r"pretrain@x: non-finite gradient at epoch 1, step 1 .*loss was 0"):
+        fit(model, loss_fn, batches, 1, LoopConfig(epochs=1, batch_size=2), torch.device("cpu"), None, "pretrain@x")
