@@ -134,3 +134,118 @@ def test_corrupt_image_stops_preprocess_and_leaves_no_store(pipeline, tmp_path):
     assert report["examples"] == [f"{victim}: truncated JPEG (no end-of-image marker) "
                                   f"(listed in {root / 'train.csv'}, line 5)"]
     assert csv_path not in set(ImageStore(tmp_path / "store").index["Path"])
+
+
+STUDY = {
+    "pretrain": {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
+                 "simclr": {"hidden_dim": 32, "dim": 16}},
+    "baselines": ["random"],
+    "inits": ["random", "simclr"],
+    "finetune": {"protocol": "full", "epochs": 2, "min_steps": 2, "batch_size": 8, "evaluations": 2},
+    "evaluate": {"bootstrap": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def study(pipeline):
+    """pretrain@simclr, baseline@random, finetune@{random,simclr}-{10,100} and evaluate on the tiny pipeline."""
+    from stages import baseline, evaluate, finetune, pretrain
+
+    params = pipeline / "params.yaml"
+    values = yaml.safe_load(params.read_text())
+    values.update(STUDY)
+    params.write_text(yaml.safe_dump(values))
+    p = ["--params", str(params)]
+    f = pipeline
+    pretrain.main(["simclr", str(f / "store"), str(f / "splits/train.csv"), str(f / "models/simclr.pt"),
+                   str(f / "metrics/pretrain/simclr.json"), str(f / "plots/pretrain/simclr.csv"),
+                   "--checkpoints", str(f / "checkpoints"), *p])
+    baseline.main(["random", str(f / "models/random.pt"), *p])
+    for init in ("random", "simclr"):
+        for pct in (10, 100):
+            cell = f"{init}-{pct}"
+            finetune.main([init, str(pct), str(f / "store"), str(f / "splits"), str(f / f"models/{init}.pt"),
+                           str(f / f"finetune/{cell}"), str(f / f"metrics/finetune/{cell}.json"),
+                           str(f / f"plots/finetune/{cell}.csv"), "--checkpoints", str(f / "checkpoints"), *p])
+    evaluate.main([str(f / "splits"), str(f / "finetune"), str(f / "metrics/evaluate.json"),
+                   str(f / "metrics/evaluate_per_class.csv"), str(f / "plots/evaluate"), *p])
+    return f
+
+
+def test_study_writes_what_the_design_promises(study):
+    metrics = json.loads((study / "metrics/evaluate.json").read_text())
+    assert set(metrics) == {"random", "simclr"}
+    for init in metrics:
+        assert set(metrics[init]) == {"10", "100"}
+        for cell in metrics[init].values():
+            for key in ("auroc_macro", "auroc_5", "ap_macro", "f1_macro", "kappa_macro"):
+                assert key in cell and f"{key}_low" in cell and f"{key}_high" in cell
+    per_class = pd.read_csv(study / "metrics/evaluate_per_class.csv")
+    assert len(per_class) == 4 * len(CLASSES)
+    plots = study / "plots/evaluate"
+    assert list(pd.read_csv(plots / "label_efficiency.csv")["pct"]) == [10, 100]
+    for folder in ("roc", "pr", "auroc_per_class"):
+        assert sorted(p.name for p in (plots / folder).iterdir()) == [
+            "random-10.csv", "random-100.csv", "simclr-10.csv", "simclr-100.csv"]
+    assert (plots / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    predictions = pd.read_csv(study / "finetune/simclr-10/predictions.csv")
+    assert set(predictions["split"]) == {"val", "test"}
+    assert (study / "finetune/simclr-10/model-seed0.pt").is_file()
+    assert not list((study / "checkpoints").iterdir())
+
+
+def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(study, tmp_path):
+    import shutil
+
+    import torch
+
+    from stages import finetune
+
+    state = torch.load(study / "finetune/simclr-100/model-seed0.pt", weights_only=False)
+    assert state["init"] == "simclr" and state["pct"] == 100 and state["backbone_name"] == "resnet10"
+    shutil.copytree(study / "splits", tmp_path / "splits")
+    test = pd.read_csv(tmp_path / "splits/test.csv")
+    test.drop(columns=list(CLASSES)).to_csv(tmp_path / "splits/test.csv", index=False)  # no test labels at all
+    finetune.main(["random", "10", str(study / "store"), str(tmp_path / "splits"), str(study / "models/random.pt"),
+                   str(tmp_path / "out"), str(tmp_path / "m.json"), str(tmp_path / "p.csv"),
+                   "--params", str(study / "params.yaml"), "--checkpoints", str(tmp_path / "ck")])
+    again = pd.read_csv(tmp_path / "out/predictions.csv")
+    first = pd.read_csv(study / "finetune/random-10/predictions.csv")
+    pd.testing.assert_frame_equal(again, first)  # the same model and predictions as with labels present
+
+
+def test_missing_initial_backbone_is_one_clear_error(study, tmp_path):
+    result = run_stage(["stages.finetune", "moco", "10", str(study / "store"), str(study / "splits"),
+                        str(tmp_path / "moco.pt"), str(tmp_path / "out"), str(tmp_path / "m.json"),
+                        str(tmp_path / "p.csv"), "--params", str(study / "params.yaml")], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"{tmp_path / 'moco.pt'}: missing; run the stage that writes it "
+                                          "(pretrain@<method> or baseline@<init>)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_imagenet_init_without_cached_weights_says_how_to_provide_them(study, tmp_path):
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["pretrain"]["common"]["backbone"] = "resnet18"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "stages.baseline", "imagenet", str(tmp_path / "imagenet.pt")],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert "ImageNet weights for resnet18 are not at" in result.stderr
+    assert "download https://download.pytorch.org/models/resnet18" in result.stderr
+    assert not (tmp_path / "imagenet.pt").exists()
+
+
+def test_evaluate_names_a_missing_cell(study, tmp_path):
+    import shutil
+
+    shutil.copytree(study / "finetune", tmp_path / "finetune")
+    shutil.rmtree(tmp_path / "finetune/simclr-10")
+    result = run_stage(["stages.evaluate", str(study / "splits"), str(tmp_path / "finetune"),
+                        str(tmp_path / "e.json"), str(tmp_path / "pc.csv"), str(tmp_path / "plots"),
+                        "--params", str(study / "params.yaml")], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"{tmp_path / 'finetune/simclr-10/predictions.csv'}: missing; "
+                                          "run the finetune stages first")
+    assert not (tmp_path / "e.json").exists() and not (tmp_path / "plots").exists()

@@ -1,0 +1,149 @@
+"""The study's evaluation of one fine-tuned cell (init, label percent) on the test split.
+
+Per class: AUROC, average precision, and F1 and Cohen's kappa at the
+F1-optimal threshold chosen on val; macro means over the classes with both
+labels in test (a class without them is reported as null with a note, and
+left out of the macro mean); ``auroc_5`` over the CheXpert competition
+classes. Each value comes with a 95% bootstrap interval, resampling test
+patients. With several fine-tuning seeds, each metric is the mean over seeds
+(``*_sd`` their standard deviation), and each resample is scored the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cxrssl.data.schema import CLASSES, COMPETITION_CLASSES
+from cxrssl.metrics import auroc, average_precision, f1_kappa, f1_threshold, interval, patient_bootstrap
+from cxrssl.params import require
+
+METRICS = ("auroc", "ap", "f1", "kappa")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """params.yaml ``evaluate``.
+
+    Attributes:
+        bootstrap: resamples of test patients for the intervals.
+        confidence: level of the intervals.
+        seed: seeds the resampling.
+    """
+
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def validate(self) -> None:
+        require(self.bootstrap >= 10, "evaluate.bootstrap", self.bootstrap, "an integer >= 10")
+        require(0.5 <= self.confidence < 1, "evaluate.confidence", self.confidence, "a number in [0.5, 1)")
+        require(self.seed >= 0, "evaluate.seed", self.seed, "a non-negative integer")
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray:
+    return frame[list(CLASSES)].to_numpy(dtype=float)
+
+
+def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, config: EvaluateConfig
+                  ) -> tuple[dict, pd.DataFrame]:
+    """Metrics of one cell.
+
+    Args:
+        predictions: the finetune stage's predictions.csv (split, seed, row, score:<class>...).
+        val, test: the split stage's val.csv and test.csv (labels after the uncertainty policy; NaN = masked).
+
+    Returns:
+        The macro summary (for metrics/evaluate.json) and a per-class table.
+    """
+    seeds = sorted(predictions["seed"].unique())
+    weights = np.vstack([np.ones((1, len(test))),
+                         patient_bootstrap(test["patient"].to_numpy(), config.bootstrap, config.seed)])
+    y_val, y_test = _labels(val), _labels(test)
+    # values[metric][class] -> (seeds, 1 + B) array
+    values = {m: {} for m in METRICS}
+    thresholds = {}
+    notes = {}
+    for k, name in enumerate(CLASSES):
+        keep = ~np.isnan(y_test[:, k])
+        y = y_test[keep, k]
+        if y.sum() == 0 or y.sum() == len(y):
+            notes[name] = f"test has no {'positive' if y.sum() == 0 else 'negative'} {name} label: left out"
+            continue
+        per_seed = {m: [] for m in METRICS}
+        thresholds[name] = []
+        for seed in seeds:
+            scores_val, scores_test = _scores(predictions, seed, val, test, name)
+            keep_val = ~np.isnan(y_val[:, k])
+            threshold = f1_threshold(y_val[keep_val, k], scores_val[keep_val])
+            if np.isnan(threshold):
+                threshold = 0.5
+                notes[name] = f"val has no positive {name} label: F1 and kappa use threshold 0.5"
+            thresholds[name].append(threshold)
+            w, s = weights[:, keep], scores_test[keep]
+            per_seed["auroc"].append(auroc(y, s, w))
+            per_seed["ap"].append(average_precision(y, s, w))
+            f1, kappa = f1_kappa(y, s, threshold, w)
+            per_seed["f1"].append(f1)
+            per_seed["kappa"].append(kappa)
+        for m in METRICS:
+            values[m][name] = np.array(per_seed[m])
+
+    rows = []
+    for k, name in enumerate(CLASSES):
+        y = y_test[~np.isnan(y_test[:, k]), k]
+        row = {"class": name, "test_positive": int(y.sum()), "test_negative": int(len(y) - y.sum()),
+               "note": notes.get(name, "")}
+        if name in values["auroc"]:
+            row["threshold"] = float(np.mean(thresholds[name]))
+            for m in METRICS:
+                samples = values[m][name].mean(axis=0)  # mean over seeds, per resample
+                low, high = interval(samples[1:], config.confidence)
+                row.update({m: samples[0], f"{m}_low": low, f"{m}_high": high})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+
+    summary: dict = {}
+    for m in METRICS:
+        groups = [("macro", list(values[m]))]
+        if m == "auroc":
+            groups.append(("5", [c for c in COMPETITION_CLASSES if c in values[m]]))
+        for suffix, members in groups:
+            key = f"{m}_{suffix}"
+            if not members:
+                summary[key] = None
+                continue
+            stacked = np.stack([values[m][c] for c in members])  # (classes, seeds, 1 + B)
+            with np.errstate(invalid="ignore"):
+                per_seed = np.nanmean(stacked, axis=0)  # (seeds, 1 + B)
+            samples = per_seed.mean(axis=0)
+            low, high = interval(samples[1:], config.confidence)
+            summary[key] = samples[0]
+            summary[f"{key}_low"], summary[f"{key}_high"] = low, high
+            if len(seeds) > 1:
+                summary[f"{key}_sd"] = float(per_seed[:, 0].std(ddof=1))
+    summary["classes"] = len(values["auroc"])
+    summary["seeds"] = len(seeds)
+    summary["test_images"] = len(test)
+    summary["test_patients"] = int(test["patient"].nunique())
+    return _rounded(summary), table
+
+
+def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame, name: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's val and test scores of one class, in the order of the split tables."""
+    out = []
+    for split, frame in (("val", val), ("test", test)):
+        part = predictions[(predictions["split"] == split) & (predictions["seed"] == seed)].set_index("row")
+        missing = np.setdiff1d(frame["row"].to_numpy(), part.index.to_numpy())
+        if len(missing):
+            raise ValueError(f"no {split} prediction for store row {missing[0]} (seed {seed})")
+        out.append(part.loc[frame["row"].to_numpy(), f"score:{name}"].to_numpy(dtype=float))
+    return out[0], out[1]
+
+
+def _rounded(summary: dict) -> dict:
+    return {k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else
+                round(float(v), 5) if isinstance(v, (float, np.floating)) else v) for k, v in summary.items()}

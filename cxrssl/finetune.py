@@ -1,0 +1,303 @@
+"""Fine-tuning a backbone on a label fraction (stage ``finetune@<init>-<pct>``).
+
+Two protocols:
+
+* ``full``: the backbone and a 14-way linear head are trained end to end,
+  with the original study's augmentation (flip, small rotation, brightness
+  and contrast) computed on tensors.
+* ``linear``: the backbone is frozen; its features of the train and val
+  images are computed once (no augmentation) and only the linear head is
+  trained on them.
+
+Both use the one training loop (:func:`cxrssl.train.fit`: autocast, AdamW,
+OneCycleLR, clipping, checkpoints), a masked BCE or focal loss (U-Ignore's
+masked labels carry no loss), an optional weighted sampler against class
+imbalance, and model selection with early stopping on the val macro AUROC.
+The test split is never looked at here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from cxrssl.data.schema import CLASSES
+from cxrssl.params import require
+from cxrssl.train import LoopConfig, autocast, fit
+from cxrssl.views import ViewSpec, make_view, normalize, to_float
+
+PROTOCOLS = ("full", "linear")
+LOSSES = ("bce", "focal")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(LoopConfig):
+    """params.yaml ``finetune``.
+
+    Attributes (besides :class:`LoopConfig`'s):
+        protocol: "full" (end to end) or "linear" (frozen backbone).
+        loss: "bce" or "focal".
+        focal_gamma, focal_alpha: focal loss (Lin et al. 2017); alpha weighs
+            positives (null: no weighting).
+        weighted_sampler: draw training images with replacement, weighted by
+            the inverse frequency of their rarest positive class.
+        epochs, lr, min_steps: the full protocol's schedule: at least
+            ``epochs`` epochs and ``min_steps`` optimiser steps (small label
+            fractions get more epochs), OneCycleLR peaking at ``lr``.
+        linear_epochs, linear_lr, linear_min_steps: the same for the linear
+            protocol, whose steps on cached features cost next to nothing.
+        evaluations: val evaluations spread evenly over training (at most
+            one per epoch); the best one's weights are kept.
+        patience: stop after this many evaluations without improvement
+            (0: never stop early).
+        flip, rotation, brightness, contrast: training augmentation (full
+            protocol); flip is a probability and may be 0.
+        seeds: one fine-tuning run per seed (repeats for mean ± sd); they
+            replace :class:`LoopConfig`'s ``seed``, which must stay 0.
+    """
+
+    protocol: str = "full"
+    loss: str = "bce"
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None
+    weighted_sampler: bool = False
+    min_steps: int = 100
+    linear_epochs: int = 40
+    linear_lr: float = 0.01
+    linear_min_steps: int = 300
+    evaluations: int = 10
+    patience: int = 4
+    flip: float = 0.5
+    rotation: float = 10.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def validate(self) -> None:
+        super().validate("finetune")
+        require(self.protocol in PROTOCOLS, "finetune.protocol", self.protocol, " or ".join(PROTOCOLS))
+        require(self.loss in LOSSES, "finetune.loss", self.loss, " or ".join(LOSSES))
+        require(self.focal_gamma >= 0, "finetune.focal_gamma", self.focal_gamma, ">= 0")
+        require(self.focal_alpha is None or 0 < self.focal_alpha < 1, "finetune.focal_alpha", self.focal_alpha,
+                "null or a number in (0, 1)")
+        require(self.min_steps >= 0, "finetune.min_steps", self.min_steps, ">= 0")
+        require(self.linear_epochs >= 1, "finetune.linear_epochs", self.linear_epochs, "a positive integer")
+        require(self.linear_lr > 0, "finetune.linear_lr", self.linear_lr, "> 0")
+        require(self.linear_min_steps >= 0, "finetune.linear_min_steps", self.linear_min_steps, ">= 0")
+        require(self.evaluations >= 1, "finetune.evaluations", self.evaluations, "a positive integer")
+        require(self.patience >= 0, "finetune.patience", self.patience, ">= 0")
+        require(0 <= self.flip <= 1, "finetune.flip", self.flip, "a probability")
+        require(0 <= self.rotation <= 90, "finetune.rotation", self.rotation, "0 to 90 degrees")
+        require(0 <= self.brightness < 1, "finetune.brightness", self.brightness, "a number in [0, 1)")
+        require(0 <= self.contrast < 1, "finetune.contrast", self.contrast, "a number in [0, 1)")
+        require(self.seed == 0, "finetune.seed", self.seed, "absent (finetune.seeds lists the seeds)")
+        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
+                "finetune.seeds", self.seeds, "a list of distinct non-negative integers")
+
+    def view(self, size: int) -> ViewSpec:
+        """The training augmentation: no crop, as in the original study."""
+        return ViewSpec(size=size, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=self.flip, rotation=self.rotation,
+                        jitter=1.0, brightness=self.brightness, contrast=self.contrast, blur=0.0)
+
+
+def multilabel_loss(logits: torch.Tensor, targets: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
+    """Masked BCE or focal loss, averaged over the labels that are not masked (NaN targets).
+
+    Focal: ``-alpha_t (1 - p_t)^gamma log p_t`` (Lin et al. 2017), with
+    ``alpha_t = alpha`` for positives and ``1 - alpha`` for negatives.
+    """
+    logits = logits.float()
+    mask = ~torch.isnan(targets)
+    t = torch.nan_to_num(targets, nan=0.0)
+    loss = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    if config.loss == "focal":
+        p = torch.sigmoid(logits)
+        p_t = p * t + (1 - p) * (1 - t)
+        loss = loss * (1 - p_t) ** config.focal_gamma
+        if config.focal_alpha is not None:
+            loss = loss * (config.focal_alpha * t + (1 - config.focal_alpha) * (1 - t))
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
+def sample_weights(targets: np.ndarray) -> np.ndarray:
+    """Per-image sampling weights: inverse frequency of the image's rarest positive class.
+
+    Images without a positive label count as one more class ("none"), so they
+    are neither lost nor favoured. Masked labels count as not positive.
+    """
+    positive = np.nan_to_num(targets, nan=0.0) > 0
+    none = ~positive.any(axis=1)
+    frequency = np.concatenate([positive, none[:, None]], axis=1).mean(axis=0)
+    inverse = np.where(frequency > 0, 1.0 / np.maximum(frequency, 1e-12), 0.0)
+    members = np.concatenate([positive, none[:, None]], axis=1)
+    return (members * inverse).max(axis=1)
+
+
+def macro_auroc(targets: np.ndarray, scores: np.ndarray) -> float:
+    """Mean AUROC over classes with both labels present (masked labels left out); NaN if none."""
+    values = []
+    for k in range(targets.shape[1]):
+        keep = ~np.isnan(targets[:, k])
+        y = targets[keep, k]
+        if 0 < y.sum() < len(y):
+            values.append(roc_auc_score(y, scores[keep, k]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+class Classifier(nn.Module):
+    """Backbone followed by a linear head with one logit per class."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, n_classes: int = len(CLASSES)):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, n_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+@torch.no_grad()
+def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.device, amp: bool,
+                      chunk: int = 256) -> torch.Tensor:
+    """Frozen features of uint8 images (N, S, S), computed once, in eval mode."""
+    backbone.eval()
+    out = []
+    for part in images.split(chunk):
+        with autocast(device, amp):
+            out.append(backbone(normalize(to_float(part.to(device)))).float())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(model: Classifier, images: torch.Tensor, device: torch.device, amp: bool, chunk: int = 256
+            ) -> np.ndarray:
+    """Sigmoid scores (N, classes) of uint8 images, no augmentation."""
+    model.eval()
+    out = []
+    for part in images.split(chunk):
+        with autocast(device, amp):
+            out.append(torch.sigmoid(model(normalize(to_float(part.to(device)))).float()))
+    return torch.cat(out).cpu().numpy()
+
+
+def schedule(n_train: int, config: FinetuneConfig) -> tuple[int, int, int, int]:
+    """Batch size, steps per epoch, epochs and evaluation interval (in epochs) for ``n_train`` images."""
+    batch = min(config.batch_size, n_train)
+    steps_per_epoch = max(1, n_train // batch)
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    every = max(1, math.ceil(epochs / config.evaluations))
+    return batch, steps_per_epoch, epochs, every
+
+
+def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, train_targets: np.ndarray,
+             val_images: torch.Tensor, val_targets: np.ndarray, config: FinetuneConfig, seed: int,
+             device: torch.device, checkpoint=None, stage: str = "finetune", fingerprint: str = ""
+             ) -> tuple[Classifier, list[dict], dict]:
+    """Fine-tune ``backbone`` (a fresh copy) on the train images and select on val.
+
+    Args:
+        backbone: the initial backbone (left untouched).
+        train_images, val_images: (N, S, S) uint8.
+        train_targets, val_targets: (N, classes) 1/0 with NaN where masked.
+        config: the finetune settings; ``seed`` overrides ``config.seed``.
+        checkpoint: resume file (see :func:`cxrssl.train.fit`).
+
+    Returns:
+        The classifier with the best val weights, the per-epoch history and a
+        summary (best epoch, best val macro AUROC, epochs run, schedule).
+    """
+    if config.protocol == "linear":
+        config = replace(config, epochs=config.linear_epochs, lr=config.linear_lr, min_steps=config.linear_min_steps)
+    batch, steps_per_epoch, epochs, every = schedule(len(train_images), config)
+    config = replace(config, seed=seed, epochs=epochs, batch_size=batch)
+    torch.manual_seed(seed)
+    model = Classifier(copy.deepcopy(backbone), feature_dim).to(device)
+    y_train = torch.tensor(train_targets, dtype=torch.float32, device=device)
+    weights = torch.tensor(sample_weights(train_targets), dtype=torch.double) if config.weighted_sampler else None
+    linear = config.protocol == "linear"
+    if linear:
+        for parameter in model.backbone.parameters():
+            parameter.requires_grad_(False)
+        train_x = backbone_features(model.backbone, train_images, device, config.amp)
+        val_x = backbone_features(model.backbone, val_images, device, config.amp)
+        # standardised features (statistics of the train subset) make one learning rate fit every backbone;
+        # the scaling is folded into the head afterwards, so the saved model takes raw features
+        mean = train_x.mean(0)
+        std = train_x.std(0).clamp(min=1e-6) if len(train_x) > 1 else torch.ones_like(mean)
+        train_x, val_x = (train_x - mean) / std, (val_x - mean) / std
+        trainable: nn.Module = model.head
+    else:
+        trainable = model
+        view = config.view(train_images.shape[-1])
+
+    def batches(generator: torch.Generator):
+        cpu = torch.Generator().manual_seed(generator.initial_seed())
+        n = len(train_images)
+        if weights is not None:
+            order = torch.multinomial(weights, steps_per_epoch * batch, replacement=True, generator=cpu)
+        else:
+            order = torch.randperm(n, generator=cpu)
+        for i in range(steps_per_epoch):
+            rows = order[i * batch:(i + 1) * batch]
+            if linear:
+                x = train_x[rows.to(device)]
+            else:
+                x = make_view(to_float(train_images[rows].to(device)), view, generator)
+            yield (x, y_train[rows.to(device)]), len(rows)
+
+    def loss_fn(batch_):
+        x, y = batch_
+        logits = model.head(x) if linear else model(x)
+        return multilabel_loss(logits, y, config)
+
+    state: dict = {"best_auroc": -1.0, "best_epoch": 0, "best_weights": None, "since_best": 0}
+
+    def evaluate(epoch: int) -> dict:
+        if (epoch + 1) % every and epoch + 1 != epochs:
+            return {}
+        if linear:
+            model.head.eval()
+            with torch.no_grad():
+                scores = torch.sigmoid(model.head(val_x)).cpu().numpy()
+            model.head.train()
+        else:
+            scores = predict(model, val_images, device, config.amp)
+            model.train()
+        auroc = macro_auroc(val_targets, scores)
+        if auroc > state["best_auroc"]:
+            state.update(best_auroc=auroc, best_epoch=epoch + 1, since_best=0,
+                         best_weights={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            state["since_best"] += 1
+        return {"val_auroc_macro": auroc}
+
+    def stop() -> bool:
+        return config.patience > 0 and state["since_best"] >= config.patience
+
+    if linear:
+        model.backbone.eval()
+    history = fit(trainable, loss_fn, batches, steps_per_epoch, config, device, checkpoint, stage=stage,
+                  fingerprint=json.dumps({"config": asdict(config), "seed": seed, "user": fingerprint},
+                                         sort_keys=True),
+                  on_epoch_end=evaluate, extra_state=state, stop=stop)
+    if state["best_weights"] is None:
+        raise ValueError(f"{stage}: the val split has no class with both labels; cannot select a model")
+    model.load_state_dict(state["best_weights"])
+    if linear:
+        with torch.no_grad():
+            model.head.weight.div_(std)
+            model.head.bias.sub_(model.head.weight @ mean)
+    model.eval()
+    summary = {"best_epoch": state["best_epoch"], "val_auroc_macro": state["best_auroc"],
+               "epochs_run": len(history), "epochs_planned": epochs, "batch_size": batch,
+               "steps_per_epoch": steps_per_epoch, "train_images": len(train_images),
+               "seconds": sum(h["seconds"] for h in history)}
+    return model, history, summary

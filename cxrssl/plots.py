@@ -1,0 +1,105 @@
+"""The evaluate stage's plots: CSV files that ``dvc plots show`` renders, and PNGs made with matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrssl.data.schema import CLASSES
+from cxrssl.io import atomic_file, write_csv
+from cxrssl.metrics import pr_points, roc_points
+
+GRID = np.linspace(0, 1, 51)
+
+
+def label_efficiency(summary: dict, inits: list[str], percents: list[int]) -> pd.DataFrame:
+    """Wide table: one row per label percent, one column per init (macro AUROC) plus its interval."""
+    rows = []
+    for pct in percents:
+        row: dict = {"pct": pct}
+        for init in inits:
+            cell = summary[init][str(pct)]
+            row[init] = cell["auroc_macro"]
+            row[f"{init}_low"], row[f"{init}_high"] = cell["auroc_macro_low"], cell["auroc_macro_high"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curves(y: np.ndarray, scores: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ROC (TPR at an FPR grid) and PR (interpolated precision at a recall grid), one column per class.
+
+    ``y`` and ``scores`` are (N, classes); masked labels (NaN) are left out; a
+    class without both labels gets an empty column.
+    """
+    roc, pr = {"fpr": GRID}, {"recall": GRID}
+    for k, name in enumerate(CLASSES):
+        keep = ~np.isnan(y[:, k])
+        yk = y[keep, k]
+        if 0 < yk.sum() < len(yk):
+            roc[name] = roc_points(yk, scores[keep, k], GRID)
+            pr[name] = pr_points(yk, scores[keep, k], GRID)
+        else:
+            roc[name] = pr[name] = np.full(len(GRID), np.nan)
+    return pd.DataFrame(roc).round(4), pd.DataFrame(pr).round(4)
+
+
+def save_png(figure, path: Path) -> None:
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
+
+
+def label_efficiency_png(table: pd.DataFrame, inits: list[str], path: Path, title: str) -> None:
+    """The headline figure: macro AUROC against label percent, one line per init, with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for init in inits:
+        low, high = table[init] - table[f"{init}_low"], table[f"{init}_high"] - table[init]
+        axis.errorbar(table["pct"], table[init], yerr=[low, high], marker="o", capsize=3, label=init)
+    axis.set_xscale("log")
+    axis.set_xticks(table["pct"], [f"{p}%" for p in table["pct"]])
+    axis.set_xlabel("labelled training images")
+    axis.set_ylabel("test macro AUROC (95% CI)")
+    axis.set_title(title, fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    save_png(figure, path)
+    plt.close(figure)
+
+
+def per_class_png(per_class: pd.DataFrame, inits: list[str], percents: list[int], path: Path) -> None:
+    """Per-class test AUROC, grouped by init, one panel per label percent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(percents), figsize=(4 * len(percents), 6), sharey=True)
+    axes = np.atleast_1d(axes)
+    positions = np.arange(len(CLASSES))
+    height = 0.8 / len(inits)
+    for axis, pct in zip(axes, percents):
+        for i, init in enumerate(inits):
+            part = per_class[(per_class["init"] == init) & (per_class["pct"] == pct)].set_index("class")
+            values = part.reindex(list(CLASSES))["auroc"].to_numpy(dtype=float)
+            axis.barh(positions + i * height, values, height=height, label=init)
+        axis.axvline(0.5, color="gray", lw=0.8)
+        axis.set_xlim(0.3, 1.0)
+        axis.set_title(f"{pct}% labels", fontsize=9)
+        axis.set_xlabel("test AUROC")
+    axes[0].set_yticks(positions + 0.4 - height / 2, list(CLASSES), fontsize=8)
+    axes[0].invert_yaxis()
+    axes[-1].legend(fontsize=8)
+    save_png(figure, path)
+    plt.close(figure)
+
+
+def write_curves(folder: Path, cell: str, y: np.ndarray, scores: np.ndarray) -> None:
+    roc, pr = curves(y, scores)
+    write_csv(folder / "roc" / f"{cell}.csv", roc)
+    write_csv(folder / "pr" / f"{cell}.csv", pr)

@@ -1,0 +1,130 @@
+"""Fine-tuning: masked losses, sampler weights, the schedule, both protocols, selection and early stopping."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cxrssl.errors import ParamError
+from cxrssl.finetune import FinetuneConfig, finetune, macro_auroc, multilabel_loss, sample_weights, schedule
+from cxrssl.models import build_backbone
+from cxrssl.params import from_dict
+from cxrssl.train import fit
+
+CPU = torch.device("cpu")
+
+
+def test_masked_labels_carry_no_loss():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    targets = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    config = FinetuneConfig()
+    kept = torch.tensor([True, False, True, True]).view(2, 2)
+    expected = F.binary_cross_entropy_with_logits(logits[kept], targets[kept])
+    assert multilabel_loss(logits, targets, config) == pytest.approx(float(expected))
+    all_masked = torch.full_like(targets, float("nan"))
+    assert float(multilabel_loss(logits, all_masked, config)) == 0.0
+
+
+def test_focal_loss_reduces_to_bce_and_follows_its_formula():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(6, 14), (torch.rand(6, 14) < 0.3).float()
+    bce = multilabel_loss(logits, targets, FinetuneConfig())
+    assert multilabel_loss(logits, targets, FinetuneConfig(loss="focal", focal_gamma=0.0)) == pytest.approx(float(bce))
+    p = torch.sigmoid(logits)
+    p_t = torch.where(targets > 0, p, 1 - p)
+    alpha_t = torch.where(targets > 0, 0.25, 0.75)
+    expected = (-alpha_t * (1 - p_t) ** 2 * torch.log(p_t)).mean()
+    got = multilabel_loss(logits, targets, FinetuneConfig(loss="focal", focal_gamma=2.0, focal_alpha=0.25))
+    assert float(got) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_sampler_weights_favour_the_rarest_positive_class():
+    targets = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 0], [1, float("nan")]], dtype=float)
+    w = sample_weights(targets)
+    # class 0 has 4 of 6 images, class 1 one, "no positive" one
+    assert w[3] == pytest.approx(6.0) and w[4] == pytest.approx(6.0) and w[0] == pytest.approx(1.5)
+    assert w[5] == pytest.approx(1.5)  # a masked label is not a positive
+
+
+def test_small_fractions_train_for_at_least_min_steps():
+    config = FinetuneConfig(epochs=5, batch_size=64, min_steps=100, evaluations=10)
+    assert schedule(51, config) == (51, 1, 100, 10)  # batch shrinks to the set; 100 epochs of one step
+    assert schedule(5000, config) == (64, 78, 5, 1)
+
+
+def test_bad_finetune_parameters_name_their_key():
+    with pytest.raises(ParamError, match="finetune.protocol is 'frozen'"):
+        from_dict(FinetuneConfig, "finetune", {"protocol": "frozen"})
+    with pytest.raises(ParamError, match="finetune.seed "):
+        from_dict(FinetuneConfig, "finetune", {"seed": 3})
+    with pytest.raises(ParamError, match="finetune.focal_alpha"):
+        from_dict(FinetuneConfig, "finetune", {"focal_alpha": 1.5})
+
+
+def separable(n=48, size=32, seed=0):
+    """Images whose two labels are a bright left half and a bright top half."""
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.rand(n, 2, generator=g) < 0.5).float()
+    images = torch.rand(n, size, size, generator=g) * 60
+    images[:, :, : size // 2] += labels[:, 0, None, None] * 150
+    images[: , : size // 2, :] += labels[:, 1, None, None] * 40
+    targets = np.concatenate([labels.numpy(), np.zeros((n, 12))], axis=1)
+    return images.clamp(0, 255).to(torch.uint8), targets
+
+
+@pytest.mark.parametrize("protocol", ["full", "linear"])
+def test_both_protocols_learn_and_keep_the_best_val_weights(protocol):
+    images, targets = separable()
+    val_images, val_targets = separable(seed=1)
+    torch.manual_seed(0)
+    backbone, dim = build_backbone("resnet10")
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    config = FinetuneConfig(protocol=protocol, epochs=8, batch_size=16, lr=3e-3, min_steps=0, evaluations=8,
+                            linear_epochs=8, linear_lr=3e-3, linear_min_steps=0,
+                            patience=0)
+    model, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU)
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in before.items())  # the input is untouched
+    assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
+    best = max(h["val_auroc_macro"] for h in history)
+    assert summary["val_auroc_macro"] == pytest.approx(best) and best > 0.75
+    from cxrssl.finetune import predict
+
+    # the linear protocol scored val on cached features with an fp32 head; predict runs all of it in bf16
+    assert macro_auroc(val_targets, predict(model, val_images, CPU, True)) == pytest.approx(best, abs=5e-3)
+    if protocol == "linear":
+        assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in before.items())
+
+
+def test_early_stopping_and_its_resume(tmp_path):
+    images, targets = separable(n=32)
+    val_images, val_targets = separable(n=16, seed=1)
+    backbone, dim = build_backbone("resnet10")
+    config = FinetuneConfig(protocol="linear", linear_epochs=30, batch_size=16, linear_lr=1e-2, linear_min_steps=0,
+                            evaluations=30,
+                            patience=2)
+    _, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
+                                   checkpoint=tmp_path / "c.ckpt")
+    assert summary["epochs_run"] < 30 and summary["epochs_run"] == summary["best_epoch"] + 2
+    # rerun: the checkpoint says it stopped; nothing more is trained and the best weights come back
+    _, again, summary_again = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
+                                       checkpoint=tmp_path / "c.ckpt")
+    assert len(again) == len(history) and summary_again["val_auroc_macro"] == summary["val_auroc_macro"]
+
+
+def test_fit_restores_the_callers_state_from_its_checkpoint(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    config = FinetuneConfig(epochs=2, batch_size=2)
+    state = {}
+
+    def batches(generator):
+        yield torch.ones(2, 2), 2
+
+    def on_epoch_end(epoch):
+        state["seen"] = epoch
+        return {}
+
+    fit(model, lambda x: model(x).sum(), batches, 1, config, CPU, tmp_path / "f.ckpt", "t",
+        on_epoch_end=on_epoch_end, extra_state=state)
+    restored = {"seen": -1}
+    fit(model, lambda x: model(x).sum(), batches, 1, config, CPU, tmp_path / "f.ckpt", "t", extra_state=restored)
+    assert restored == {"seen": 1}
