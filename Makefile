@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup bench clean-venv
+.PHONY: run test setup bench-setup clean-venv
 
 run: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
@@ -22,3 +22,11 @@ $(VENV)/.installed: requirements.txt
 
 clean-venv:
 	rm -rf $(VENV)
+
+# benchmark-only environment: the project's requirements plus lightly (bench/requirements.txt)
+bench-setup: .venv-bench/.installed
+
+.venv-bench/.installed: requirements.txt bench/requirements.txt
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
