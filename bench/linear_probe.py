@@ -26,16 +26,13 @@ from bench._record import record
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import subset
 from cxrssl.data.store import ImageStore
+from cxrssl.finetune import backbone_features
+from cxrssl.initial import load_initial
 from cxrssl.models import build_backbone
-from cxrssl.views import normalize, to_float
 
 
-@torch.no_grad()
 def features(backbone: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
-    backbone.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = [backbone(normalize(to_float(chunk))).float() for chunk in images.split(256)]
-    return torch.cat(out).numpy()
+    return backbone_features(backbone, images, torch.device("cpu"), amp=True).numpy()
 
 
 def probe(train_x, train_y, test_x, test_y) -> float:
@@ -62,13 +59,12 @@ def main() -> None:
 
     backbones = {}
     for path in sorted(models.glob("*.pt")):
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        backbone, _ = build_backbone(state["backbone_name"])
-        backbone.load_state_dict(state["backbone"])
-        backbones[state["method"]] = backbone
-        name = state["backbone_name"]
-    torch.manual_seed(0)
-    backbones["random"], _ = build_backbone(name)
+        backbone, _, meta = load_initial(path)
+        backbones[meta["method"]] = backbone
+        name = meta["backbone_name"]
+    if "random" not in backbones:  # the baseline stage's random.pt is this same seeded initialisation
+        torch.manual_seed(0)
+        backbones["random"], _ = build_backbone(name)
 
     result = {}
     for init, backbone in backbones.items():

@@ -38,6 +38,7 @@ from bench._record import record
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import subset
 from cxrssl.data.store import ImageStore
+from cxrssl.finetune import backbone_features
 from cxrssl.methods import CONFIGS
 from cxrssl.models import build_backbone
 from cxrssl.pretraining import PretrainConfig, pick_device, pretrain
@@ -147,11 +148,8 @@ class Data:
                         for pct in PERCENTS}
 
 
-@torch.no_grad()
 def features(backbone: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    backbone.eval()
-    with autocast(device, True):
-        return torch.cat([backbone(normalize(to_float(chunk))).float() for chunk in images.split(512)])
+    return backbone_features(backbone, images, device, amp=True, chunk=512)
 
 
 def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, c: float = 0.1, iterations: int = 200

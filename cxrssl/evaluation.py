@@ -62,6 +62,7 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
     weights = np.vstack([np.ones((1, len(test))),
                          patient_bootstrap(test["patient"].to_numpy(), config.bootstrap, config.seed)])
     y_val, y_test = _labels(val), _labels(test)
+    scores = {seed: _scores(predictions, seed, val, test) for seed in seeds}  # (val, test) score matrices
     # values[metric][class] -> (seeds, 1 + B) array
     values = {m: {} for m in METRICS}
     thresholds = {}
@@ -74,9 +75,9 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
             continue
         per_seed = {m: [] for m in METRICS}
         thresholds[name] = []
+        keep_val = ~np.isnan(y_val[:, k])
         for seed in seeds:
-            scores_val, scores_test = _scores(predictions, seed, val, test, name)
-            keep_val = ~np.isnan(y_val[:, k])
+            scores_val, scores_test = scores[seed][0][:, k], scores[seed][1][:, k]
             threshold = f1_threshold(y_val[keep_val, k], scores_val[keep_val])
             if np.isnan(threshold):
                 threshold = 0.5
@@ -131,16 +132,17 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
     return _rounded(summary), table
 
 
-def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame, name: str
+def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame
             ) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's val and test scores of one class, in the order of the split tables."""
+    """The seed's val and test scores (N, classes), in the order of the split tables."""
+    columns = [f"score:{name}" for name in CLASSES]
     out = []
     for split, frame in (("val", val), ("test", test)):
         part = predictions[(predictions["split"] == split) & (predictions["seed"] == seed)].set_index("row")
         missing = np.setdiff1d(frame["row"].to_numpy(), part.index.to_numpy())
         if len(missing):
             raise ValueError(f"no {split} prediction for store row {missing[0]} (seed {seed})")
-        out.append(part.loc[frame["row"].to_numpy(), f"score:{name}"].to_numpy(dtype=float))
+        out.append(part.loc[frame["row"].to_numpy(), columns].to_numpy(dtype=float))
     return out[0], out[1]
 
 

@@ -20,7 +20,7 @@ negatives) is NaN, never 0.5 or 0.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 
 def patient_bootstrap(patients: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -106,8 +106,6 @@ def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def roc_points(y: np.ndarray, scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """TPR at the given FPR grid (the ROC curve's upper envelope, stepwise)."""
-    from sklearn.metrics import roc_curve
-
     fpr, tpr, _ = roc_curve(y, scores)
     return np.array([tpr[fpr <= x].max() for x in grid])
 
