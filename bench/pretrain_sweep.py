@@ -32,13 +32,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from bench._record import record
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import subset
 from cxrssl.data.store import ImageStore
-from cxrssl.finetune import backbone_features
+from cxrssl.finetune import backbone_features, per_class_auroc
 from cxrssl.methods import CONFIGS
 from cxrssl.models import build_backbone
 from cxrssl.pretraining import PretrainConfig, pick_device, pretrain
@@ -182,10 +181,8 @@ def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, c: float = 0.1,
 
 
 def macro_auroc(scores: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-    per_class = {}
-    for k, name in enumerate(CLASSES):
-        if len(np.unique(y[:, k])) == 2:
-            per_class[name] = float(roc_auc_score(y[:, k], scores[:, k]))
+    values = per_class_auroc(y.astype(float), scores)
+    per_class = {name: float(v) for name, v in zip(CLASSES, values, strict=True) if np.isfinite(v)}
     return float(np.mean(list(per_class.values()))), per_class
 
 

@@ -22,14 +22,17 @@ import copy
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from cxrssl.data.schema import CLASSES
+from cxrssl.errors import DataError
+from cxrssl.metrics import auroc
+from cxrssl.models import build_backbone
 from cxrssl.params import require
 from cxrssl.train import LoopConfig, autocast, fit
 from cxrssl.views import ViewSpec, make_view, normalize, to_float
@@ -141,15 +144,21 @@ def sample_weights(targets: np.ndarray) -> np.ndarray:
     return (members * inverse).max(axis=1)
 
 
-def macro_auroc(targets: np.ndarray, scores: np.ndarray) -> float:
-    """Mean AUROC over classes with both labels present (masked labels left out); NaN if none."""
-    values = []
+def per_class_auroc(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(classes,) AUROC of each class over its unmasked labels (NaN targets); NaN without both labels."""
+    values = np.full(targets.shape[1], np.nan)
     for k in range(targets.shape[1]):
         keep = ~np.isnan(targets[:, k])
         y = targets[keep, k]
         if 0 < y.sum() < len(y):
-            values.append(roc_auc_score(y, scores[keep, k]))
-    return float(np.mean(values)) if values else float("nan")
+            values[k] = auroc(y, scores[keep, k], np.ones((1, len(y))))[0]
+    return values
+
+
+def macro_auroc(targets: np.ndarray, scores: np.ndarray) -> float:
+    """Mean AUROC over classes with both labels present (masked labels left out); NaN if none."""
+    values = per_class_auroc(targets, scores)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 class Classifier(nn.Module):
@@ -162,6 +171,27 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+
+def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
+    """A classifier written by a finetune stage (``model-seed<k>.pt``): the module (eval mode) and its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run its finetune stage first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise DataError(f"{path}: not a readable model file ({error})") from None
+    missing = [key for key in ("backbone_name", "feature_dim", "classes", "model") if key not in state]
+    if missing:
+        raise DataError(f"{path}: not a finetune model file (no {missing[0]!r}); rerun its finetune stage")
+    backbone, dim = build_backbone(state["backbone_name"])
+    model = Classifier(backbone, dim, len(state["classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise DataError(f"{path}: weights do not fit {state['backbone_name']} ({error})") from None
+    return model.eval(), {k: v for k, v in state.items() if k != "model"}
 
 
 @torch.no_grad()
@@ -179,13 +209,9 @@ def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.d
 @torch.no_grad()
 def predict(model: Classifier, images: torch.Tensor, device: torch.device, amp: bool, chunk: int = 256
             ) -> np.ndarray:
-    """Sigmoid scores (N, classes) of uint8 images, no augmentation."""
+    """Sigmoid scores (N, classes) of uint8 images, no augmentation: the head (fp32) on :func:`backbone_features`."""
     model.eval()
-    out = []
-    for part in images.split(chunk):
-        with autocast(device, amp):
-            out.append(torch.sigmoid(model(normalize(to_float(part.to(device)))).float()))
-    return torch.cat(out).cpu().numpy()
+    return torch.sigmoid(model.head(backbone_features(model.backbone, images, device, amp, chunk))).cpu().numpy()
 
 
 def schedule(n_train: int, config: FinetuneConfig) -> tuple[int, int, int, int]:

@@ -20,7 +20,6 @@ negatives) is NaN, never 0.5 or 0.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_curve
 
 
 def patient_bootstrap(patients: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -88,6 +87,8 @@ def f1_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     """The score threshold that maximises F1 on (val) labels; NaN if there are no positives."""
     if y.sum() == 0:
         return float("nan")
+    from sklearn.metrics import precision_recall_curve  # imported here: the training stages need none of it
+
     precision, recall, thresholds = precision_recall_curve(y, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -106,11 +107,15 @@ def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def roc_points(y: np.ndarray, scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """TPR at the given FPR grid (the ROC curve's upper envelope, stepwise)."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(y, scores)
     return np.array([tpr[fpr <= x].max() for x in grid])
 
 
 def pr_points(y: np.ndarray, scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Interpolated precision (the best precision at recall >= r) at the given recall grid."""
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, _ = precision_recall_curve(y, scores)
     return np.array([precision[recall >= r].max() if (recall >= r).any() else 0.0 for r in grid])

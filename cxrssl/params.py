@@ -20,7 +20,7 @@ PARAMS_FILE = Path("params.yaml")
 
 #: The top-level sections of params.yaml; anything else is a typo.
 SECTIONS = ("data", "phantoms", "preprocess", "split", "pretrain", "label_percents", "baselines", "inits",
-            "finetune", "evaluate")
+            "finetune", "evaluate", "gradcam")
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:

@@ -20,13 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from cxrssl.data.schema import CLASSES
+from cxrssl.data.splits import read_split
 from cxrssl.errors import DataError
 from cxrssl.evaluation import EvaluateConfig, evaluate_cell
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import check_list, from_dict, read_params
 from cxrssl.plots import label_efficiency, label_efficiency_png, per_class_png, write_curves
 from stages._cli import run
-from stages.finetune import SCORE_COLUMNS, read_split
+from stages.finetune import SCORE_COLUMNS
 
 
 def read_predictions(path: Path) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from cxrssl.data.schema import CLASSES
-from cxrssl.data.splits import subset
+from cxrssl.data.splits import read_split, subset
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import FinetuneConfig, finetune, predict
@@ -34,17 +34,6 @@ from stages._cli import run
 
 CHECKPOINTS = Path("checkpoints")
 SCORE_COLUMNS = [f"score:{name}" for name in CLASSES]
-
-
-def read_split(folder: Path, name: str, columns: list[str]) -> pd.DataFrame:
-    path = folder / f"{name}.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run the split stage first")
-    frame = pd.read_csv(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: no column {missing[0]!r}; rerun the split stage")
-    return frame
 
 
 def main(argv: list[str] | None = None) -> None:

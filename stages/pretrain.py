@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
-from cxrssl.errors import DataError, ParamError
+from cxrssl.errors import ParamError
 from cxrssl.io import atomic_file, write_csv, write_json
 from cxrssl.methods import CONFIGS, METHODS, validate_method_config
 from cxrssl.params import from_dict, read_params
@@ -42,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     method_config = from_dict(CONFIGS[args.method], f"pretrain.{args.method}", section.get(args.method))
     validate_method_config(args.method, method_config)
 
-    if not args.train.is_file():
-        raise DataError(f"{args.train}: missing; run the split stage first")
-    rows = pd.read_csv(args.train, usecols=["row"])["row"].to_numpy()
+    rows = read_split(args.train.parent, args.train.stem, ["row"])["row"].to_numpy()
     images = torch.from_numpy(ImageStore(args.store).load(rows))
     checkpoint = args.checkpoints / f"pretrain-{args.method}.ckpt"
     device = pick_device()

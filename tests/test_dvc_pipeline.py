@@ -26,6 +26,7 @@ TINY = {
                           "freeze_prototypes_steps": 1}},
     "finetune": {"linear_epochs": 2, "linear_min_steps": 0, "evaluations": 2},
     "evaluate": {"bootstrap": 20},
+    "gradcam": {"per_class": 1},
 }
 
 
@@ -91,4 +92,4 @@ def test_a_method_parameter_reruns_only_that_method_branch(repo):
     assert changed_stages(repo) == {"pretrain@moco"}  # its dependants follow through its output
     out = dvc("repro", cwd=repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"pretrain@moco", "finetune@moco-50", "finetune@moco-100", "evaluate"}
+    assert ran == {"pretrain@moco", "finetune@moco-50", "finetune@moco-100", "evaluate", "gradcam"}

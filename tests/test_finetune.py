@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from cxrssl.errors import ParamError
-from cxrssl.finetune import FinetuneConfig, finetune, macro_auroc, multilabel_loss, sample_weights, schedule
+from cxrssl.finetune import (
+    FinetuneConfig,
+    finetune,
+    macro_auroc,
+    multilabel_loss,
+    per_class_auroc,
+    sample_weights,
+    schedule,
+)
 from cxrssl.models import build_backbone
 from cxrssl.params import from_dict
 from cxrssl.train import fit
@@ -44,6 +52,23 @@ def test_sampler_weights_favour_the_rarest_positive_class():
     # class 0 has 4 of 6 images, class 1 one, "no positive" one
     assert w[3] == pytest.approx(6.0) and w[4] == pytest.approx(6.0) and w[0] == pytest.approx(1.5)
     assert w[5] == pytest.approx(1.5)  # a masked label is not a positive
+
+
+def test_val_auroc_matches_scikit_learn_with_masks_and_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    targets = (rng.random((300, 5)) < 0.3).astype(float)
+    targets[rng.random((300, 5)) < 0.1] = np.nan  # masked (U-Ignore)
+    targets[:, 4] = 0.0  # no positives: left out
+    scores = np.round(rng.random((300, 5)), 2)  # many ties
+    expected = [roc_auc_score(targets[~np.isnan(targets[:, k]), k], scores[~np.isnan(targets[:, k]), k])
+                for k in range(4)]
+    values = per_class_auroc(targets, scores)
+    np.testing.assert_allclose(values[:4], expected, rtol=1e-12)
+    assert np.isnan(values[4])
+    assert macro_auroc(targets, scores) == pytest.approx(np.mean(expected))
+    assert np.isnan(macro_auroc(np.zeros((4, 2)), np.ones((4, 2))))
 
 
 def test_small_fractions_train_for_at_least_min_steps():

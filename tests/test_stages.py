@@ -249,3 +249,40 @@ def test_evaluate_names_a_missing_cell(study, tmp_path):
     assert result.stderr.strip().endswith(f"{tmp_path / 'finetune/simclr-10/predictions.csv'}: missing; "
                                           "run the finetune stages first")
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "plots").exists()
+
+
+def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(study, tmp_path):
+    from stages import gradcam
+    from tests.conftest import shared_file
+
+    nih = shared_file("nih-cxr14-sample", "images")
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["gradcam"] = {"pct": 100, "per_class": 1, "real_images": str(nih)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    gradcam.main([str(study / "store"), str(study / "splits"), str(study / "finetune"), str(tmp_path / "g.json"),
+                  str(tmp_path / "plots"), str(tmp_path / "grid.jpg"), "--params", str(tmp_path / "params.yaml")])
+    metrics = json.loads((tmp_path / "g.json").read_text())
+    assert set(metrics) == {"random", "simclr", "center_prior"}
+    regions = pd.read_csv(study / "ds/CheXpert-v1.0-small/regions.csv")
+    test = pd.read_csv(study / "splits/test.csv")
+    for name, cell in metrics["center_prior"].items():  # n: positive test images with the region drawn
+        drawn = set(regions.loc[regions["label"] == name, "Path"])
+        assert cell["n"] == int(test.loc[test[name] == 1, "Path"].isin(drawn).sum()) > 0
+        assert 0 <= cell["pointing_game"] <= 1 and 0 <= cell["energy_inside"] <= 1
+        assert metrics["simclr"][name]["n"] == cell["n"]
+    overlays = sorted(p.name for p in (tmp_path / "plots/simclr").iterdir())
+    assert overlays and overlays == sorted(p.name for p in (tmp_path / "plots/random").iterdir())
+    assert len(list((tmp_path / "plots/real").glob("*.png"))) == 150
+    assert (tmp_path / "grid.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_gradcam_needs_a_trained_label_percent(study, tmp_path):
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["gradcam"] = {"pct": 50}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage(["stages.gradcam", str(study / "store"), str(study / "splits"), str(study / "finetune"),
+                        str(tmp_path / "g.json"), str(tmp_path / "plots"), str(tmp_path / "grid.jpg"),
+                        "--params", str(tmp_path / "params.yaml")], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("params: gradcam.pct is 50; expected one of label_percents [10, 100]")
+    assert not (tmp_path / "g.json").exists() and not (tmp_path / "plots").exists()

@@ -12,6 +12,7 @@ Three rules make the split trustworthy:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -280,3 +281,15 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
             "classes_without_positive": [c for c, n in zip(CLASSES, positives) if n == 0],
         }
     return out, summary
+
+
+def read_split(folder: Path, name: str, columns: list[str]) -> pd.DataFrame:
+    """The split stage's ``<name>.csv`` in ``folder``, checked for ``columns``."""
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run the split stage first")
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r}; rerun the split stage")
+    return frame

@@ -16,7 +16,7 @@ from cxrssl.views import ViewSpec
 
 #: The smallest view side. Below 17 px a ResNet's last stage gets a 1x1 input, and with torch 2.14.1 on
 #: this CPU the bf16 backward of a strided 3x3 convolution on a 1x1 input returns non-finite weight
-#: gradients now and then (11 to 15 of 30 passes of a 64 -> 128 channel convolution on (16, 64, 1, 1));
+#: gradients now and then (up to half of 30 passes of a 64 -> 128 channel convolution on (16, 64, 1, 1));
 #: from 17 px that stage sees at least 2x2. SwAV's small crops of 32 px images were 14 px.
 MIN_VIEW_SIZE = 17
 
