@@ -62,7 +62,7 @@ def repo(tmp_path_factory):
     if not DVC.is_file():
         pytest.skip("dvc is not installed next to this Python")
     folder = tmp_path_factory.mktemp("dvc")
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, folder / name)
     for name in ("stages", "cxrssl"):
         shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -76,6 +76,13 @@ def repo(tmp_path_factory):
 
 def test_the_whole_pipeline_runs_and_is_then_up_to_date(repo):
     assert (repo / "metrics/evaluate.json").is_file()
+    assert changed_stages(repo) == set()
+
+
+def test_python_byte_code_does_not_change_a_code_dependency(repo):
+    cache = repo / "cxrssl/methods/__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "stale.cpython-311.pyc").write_bytes(b"\x00" * 16)  # a clone without them must match the lock
     assert changed_stages(repo) == set()
 
 
