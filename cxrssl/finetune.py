@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrssl.data.schema import CLASSES
-from cxrssl.errors import DataError
+from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
 from cxrssl.params import require
@@ -176,21 +176,11 @@ class Classifier(nn.Module):
 def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
     """A classifier written by a finetune stage (``model-seed<k>.pt``): the module (eval mode) and its metadata."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: missing; run its finetune stage first")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise DataError(f"{path}: not a readable model file ({error})") from None
-    missing = [key for key in ("backbone_name", "feature_dim", "classes", "model") if key not in state]
-    if missing:
-        raise DataError(f"{path}: not a finetune model file (no {missing[0]!r}); rerun its finetune stage")
+    state = read_weights_file(path, "finetune model", ("backbone_name", "feature_dim", "classes", "model"),
+                              "run its finetune stage first", "; rerun its finetune stage")
     backbone, dim = build_backbone(state["backbone_name"])
     model = Classifier(backbone, dim, len(state["classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise DataError(f"{path}: weights do not fit {state['backbone_name']} ({error})") from None
+    load_weights(model, state["model"], path, state["backbone_name"])
     return model.eval(), {k: v for k, v in state.items() if k != "model"}
 
 

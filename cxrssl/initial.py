@@ -44,21 +44,33 @@ def baseline_backbone(init: str, name: str, seed: int) -> tuple[nn.Module, int, 
     return backbone, dim, f"torchvision {weights}"
 
 
-def load_initial(path: str | Path) -> tuple[nn.Module, int, dict]:
-    """A backbone written by a pretrain or baseline stage: (module, feature size, the file's metadata)."""
-    path = Path(path)
+def read_weights_file(path: Path, kind: str, keys: tuple[str, ...], when_missing: str, rerun: str = "") -> dict:
+    """The dict a stage saved with torch.save, with ``keys`` checked; one clear error naming ``path`` otherwise."""
     if not path.is_file():
-        raise DataError(f"{path}: missing; run the stage that writes it (pretrain@<method> or baseline@<init>)")
+        raise DataError(f"{path}: missing; {when_missing}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise DataError(f"{path}: not a readable backbone file ({error})") from None
-    missing = [key for key in ("backbone_name", "backbone", "method") if key not in state]
+        raise DataError(f"{path}: not a readable {kind} file ({error})") from None
+    missing = [key for key in keys if key not in state]
     if missing:
-        raise DataError(f"{path}: not a backbone file (no {missing[0]!r})")
-    backbone, dim = build_backbone(state["backbone_name"])
+        raise DataError(f"{path}: not a {kind} file (no {missing[0]!r}){rerun}")
+    return state
+
+
+def load_weights(module: nn.Module, weights: dict, path: Path, backbone_name: str) -> None:
+    """``module.load_state_dict(weights)``, failing with the file's name when they do not fit."""
     try:
-        backbone.load_state_dict(state["backbone"])
+        module.load_state_dict(weights)
     except RuntimeError as error:
-        raise DataError(f"{path}: weights do not fit {state['backbone_name']} ({error})") from None
+        raise DataError(f"{path}: weights do not fit {backbone_name} ({error})") from None
+
+
+def load_initial(path: str | Path) -> tuple[nn.Module, int, dict]:
+    """A backbone written by a pretrain or baseline stage: (module, feature size, the file's metadata)."""
+    path = Path(path)
+    state = read_weights_file(path, "backbone", ("backbone_name", "backbone", "method"),
+                              "run the stage that writes it (pretrain@<method> or baseline@<init>)")
+    backbone, dim = build_backbone(state["backbone_name"])
+    load_weights(backbone, state["backbone"], path, state["backbone_name"])
     return backbone, dim, {k: v for k, v in state.items() if k != "backbone"}
