@@ -1,13 +1,14 @@
 """Pretraining speed per method against the backbone's bare forward+backward rate (the ceiling).
 
-    python -m bench.pretrain_throughput [--steps 12] [--lightly]
+    python -m bench.pretrain_throughput [--steps 30] [--lightly]
 
 For each method, at the default resolution, batch and backbone of
 params.yaml:
 
 * ``ceiling``: forward + backward + AdamW step of the bare backbone on
   normalised tensors already in memory, in views/s, at every view size the
-  method uses (SwAV's small crops are smaller);
+  method uses (SwAV's small crops are smaller), with channels-last weights as
+  training uses them (``bench/channels_last.py`` compares the layouts);
 * ``ours``: training images/s of the stage's own code
   (:func:`cxrssl.pretraining.pretrain`): views made on the fly from the uint8
   store, heads, momentum encoders, queues, Sinkhorn, loss, clipping;
@@ -56,10 +57,15 @@ PASSES = {"simclr": [(0, True), (1, True)], "moco": [(0, True), (1, False)],
 
 
 def ceiling(backbone_name: str, size: int, batch: int, steps: int, backward: bool = True,
-            amp: bool = True) -> float:
-    """Views/s of the bare backbone on in-memory tensors: forward + backward + AdamW step, or forward only."""
+            amp: bool = True, channels_last: bool = True) -> float:
+    """Views/s of the bare backbone on in-memory tensors: forward + backward + AdamW step, or forward only.
+
+    ``channels_last``: the weights in NHWC, as :func:`cxrssl.train.fit` trains them.
+    """
     torch.manual_seed(0)
     backbone, _ = build_backbone(backbone_name)
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-4)
     x = torch.randn(batch, 1, size, size)
     device = torch.device("cpu")
@@ -95,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", type=Path, default=Path("data/preprocessed"))
     parser.add_argument("--train", type=Path, default=Path("data/splits/train.csv"))
-    parser.add_argument("--steps", type=int, default=12, help="timed training steps per method")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per method")
     parser.add_argument("--lightly", action="store_true", help="also time lightly's implementations")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--backbone", default=None, help="instead of params.yaml's pretrain.common.backbone")

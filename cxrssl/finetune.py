@@ -47,6 +47,8 @@ class FinetuneConfig(LoopConfig):
 
     Attributes (besides :class:`LoopConfig`'s):
         protocol: "full" (end to end) or "linear" (frozen backbone).
+        protocol_by_pct: label percent -> protocol, overriding ``protocol``
+            for those percents (the default runs 100% end to end).
         loss: "bce" or "focal".
         focal_gamma, focal_alpha: focal loss (Lin et al. 2017); alpha weighs
             positives (null: no weighting).
@@ -68,6 +70,7 @@ class FinetuneConfig(LoopConfig):
     """
 
     protocol: str = "full"
+    protocol_by_pct: dict[int, str] = field(default_factory=dict)
     loss: str = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float | None = None
@@ -87,6 +90,9 @@ class FinetuneConfig(LoopConfig):
     def validate(self) -> None:
         super().validate("finetune")
         require(self.protocol in PROTOCOLS, "finetune.protocol", self.protocol, " or ".join(PROTOCOLS))
+        for pct, protocol in self.protocol_by_pct.items():
+            require(1 <= pct <= 100, "finetune.protocol_by_pct", pct, "label percents in 1..100 as keys")
+            require(protocol in PROTOCOLS, f"finetune.protocol_by_pct.{pct}", protocol, " or ".join(PROTOCOLS))
         require(self.loss in LOSSES, "finetune.loss", self.loss, " or ".join(LOSSES))
         require(self.focal_gamma >= 0, "finetune.focal_gamma", self.focal_gamma, ">= 0")
         require(self.focal_alpha is None or 0 < self.focal_alpha < 1, "finetune.focal_alpha", self.focal_alpha,
@@ -104,6 +110,10 @@ class FinetuneConfig(LoopConfig):
         require(self.seed == 0, "finetune.seed", self.seed, "absent (finetune.seeds lists the seeds)")
         require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
                 "finetune.seeds", self.seeds, "a list of distinct non-negative integers")
+
+    def protocol_for(self, pct: int) -> str:
+        """The protocol of the ``pct``% cell."""
+        return self.protocol_by_pct.get(pct, self.protocol)
 
     def view(self, size: int) -> ViewSpec:
         """The training augmentation: no crop, as in the original study."""
@@ -289,8 +299,9 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
             model.train()
         auroc = macro_auroc(val_targets, scores)
         if auroc > state["best_auroc"]:
+            # the frozen backbone never changes: keep (and checkpoint every epoch) only what trains
             state.update(best_auroc=auroc, best_epoch=epoch + 1, since_best=0,
-                         best_weights={k: v.detach().clone() for k, v in model.state_dict().items()})
+                         best_weights={k: v.detach().clone() for k, v in trainable.state_dict().items()})
         else:
             state["since_best"] += 1
         return {"val_auroc_macro": auroc}
@@ -306,7 +317,7 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
                   on_epoch_end=evaluate, extra_state=state, stop=stop)
     if state["best_weights"] is None:
         raise ValueError(f"{stage}: the val split has no class with both labels; cannot select a model")
-    model.load_state_dict(state["best_weights"])
+    trainable.load_state_dict(state["best_weights"])
     if linear:
         with torch.no_grad():
             model.head.weight.div_(std)

@@ -67,6 +67,16 @@ def _check_type(key: str, value, annotation):
             raise ParamError(f"params: {key} is {value!r}; expected a list")
         (item,) = typing.get_args(annotation)[:1]
         return origin(_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamError(f"params: {key} is {value!r}; expected a mapping")
+        key_type, value_type = typing.get_args(annotation)
+        out = {}
+        for k, v in value.items():
+            if key_type is int and isinstance(k, str) and k.strip().isdigit():  # `dvc exp run -S a.b.100=x`
+                k = int(k)
+            out[_check_type(f"{key} key", k, key_type)] = _check_type(f"{key}.{k}", v, value_type)
+        return out
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is bool and not isinstance(value, bool):

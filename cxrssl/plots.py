@@ -50,8 +50,12 @@ def save_png(figure, path: Path) -> None:
         figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
 
 
-def label_efficiency_png(table: pd.DataFrame, inits: list[str], path: Path, title: str) -> None:
-    """The headline figure: macro AUROC against label percent, one line per init, with 95% intervals."""
+def label_efficiency_png(table: pd.DataFrame, inits: list[str], path: Path, title: str,
+                         protocols: dict[int, str] | None = None) -> None:
+    """The headline figure: macro AUROC against label percent, one line per init, with 95% intervals.
+
+    ``protocols`` (label percent -> fine-tuning protocol) labels each percent's tick.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,8 +66,9 @@ def label_efficiency_png(table: pd.DataFrame, inits: list[str], path: Path, titl
         low, high = table[init] - table[f"{init}_low"], table[f"{init}_high"] - table[init]
         axis.errorbar(table["pct"], table[init], yerr=[low, high], marker="o", capsize=3, label=init)
     axis.set_xscale("log")
-    axis.set_xticks(table["pct"], [f"{p}%" for p in table["pct"]])
-    axis.set_xlabel("labelled training images")
+    protocols = protocols or {}
+    axis.set_xticks(table["pct"], [f"{p}%\n{protocols[p]}" if p in protocols else f"{p}%" for p in table["pct"]])
+    axis.set_xlabel("labelled training images (fine-tuning protocol)" if protocols else "labelled training images")
     axis.set_ylabel("test macro AUROC (95% CI)")
     axis.set_title(title, fontsize=9)
     axis.grid(alpha=0.3)

@@ -4,7 +4,8 @@
         metrics/evaluate_per_class.csv plots/evaluate
 
 Writes ``metrics/evaluate.json`` as ``{init: {pct: {auroc_macro, auroc_5,
-ap_macro, f1_macro, kappa_macro, <metric>_low, <metric>_high, ...}}}``, the
+ap_macro, f1_macro, kappa_macro, <metric>_low, <metric>_high, protocol, ...}}}``
+(``protocol``: the cell's fine-tuning protocol, from its ``cell.json``), the
 per-class table, and in the plots folder: the label-efficiency curve
 (``label_efficiency.csv`` and ``.png``), per-class ROC and PR curves
 (``roc/`` and ``pr/``, one file per cell), per-class AUROC (``auroc_per_class/``
@@ -14,6 +15,7 @@ and ``auroc_per_class.png``).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -38,6 +40,15 @@ def read_predictions(path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r}; rerun its finetune stage")
     return frame
+
+
+def read_protocol(folder: Path) -> str:
+    """The protocol a finetune cell ran (its ``cell.json``)."""
+    path = folder / "cell.json"
+    try:
+        return str(json.loads(path.read_text())["protocol"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path}: missing or unreadable; rerun finetune@{folder.name}") from None
 
 
 def _interval(cell: dict, key: str) -> str:
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     summary: dict = {}
     tables = []
     cells = {}
+    protocols: dict[int, set[str]] = {}
     for init in inits:
         summary[init] = {}
         for pct in percents:
@@ -77,13 +89,17 @@ def main(argv: list[str] | None = None) -> None:
                 summary[init][str(pct)], table = evaluate_cell(predictions, val, test, config)
             except ValueError as error:
                 raise DataError(f"{path}: {error}; rerun finetune@{cell}") from None
-            tables.append(table.assign(init=init, pct=pct))
+            protocol = read_protocol(args.finetune / cell)
+            summary[init][str(pct)]["protocol"] = protocol
+            protocols.setdefault(pct, set()).add(protocol)
+            tables.append(table.assign(init=init, pct=pct, protocol=protocol))
             cells[cell] = predictions
             notes = table.loc[table["note"] != "", "note"].tolist()
             for note in notes:
                 print(f"evaluate: {cell}: {note}")
     per_class = pd.concat(tables, ignore_index=True)
-    per_class = per_class[["init", "pct", *[c for c in per_class.columns if c not in ("init", "pct")]]]
+    first = ["init", "pct", "protocol"]
+    per_class = per_class[[*first, *[c for c in per_class.columns if c not in first]]]
 
     y_test = test[labels].to_numpy(dtype=float)
     with atomic_dir(args.plots) as tmp:
@@ -97,12 +113,14 @@ def main(argv: list[str] | None = None) -> None:
             bars = per_class[(per_class["init"] == init) & (per_class["pct"] == int(pct))][["class", "auroc"]]
             write_csv(tmp / "auroc_per_class" / f"{cell}.csv", bars.round(5))
         label_efficiency_png(efficiency, inits, tmp / "label_efficiency.png",
-                             f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})")
+                             f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})",
+                             {pct: "/".join(sorted(p)) for pct, p in protocols.items()})
         per_class_png(per_class, inits, percents, tmp / "auroc_per_class.png")
     write_csv(args.per_class, per_class.round(5))
     write_json(args.metrics, summary)
     for init in inits:
-        line = "  ".join(f"{pct}%: {_interval(summary[init][str(pct)], 'auroc_macro')}" for pct in percents)
+        line = "  ".join(f"{pct}% {summary[init][str(pct)]['protocol']}: "
+                         f"{_interval(summary[init][str(pct)], 'auroc_macro')}" for pct in percents)
         print(f"evaluate: {init:>8}  macro AUROC  {line}")
     print(f"evaluate: {len(cells)} cells, {config.bootstrap} resamples, {time.perf_counter() - start:.1f} s")
 

@@ -6,7 +6,9 @@
 Selects the model on val (macro AUROC), then writes, in the output folder,
 the selected weights per seed (``model-seed<k>.pt``) and ``predictions.csv``:
 the sigmoid scores of every val and test image (val for the evaluate stage's
-thresholds, test for its metrics). Test labels are never read here.
+thresholds, test for its metrics), and ``cell.json`` (init, percent, and the
+protocol this percent ran: ``finetune.protocol_by_pct`` or else
+``finetune.protocol``). Test labels are never read here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= args.pct <= 100:
         raise ParamError(f"label percent {args.pct} is not an integer in 1..100")
     config = from_dict(FinetuneConfig, "finetune", read_params(args.params).get("finetune"))
+    config = replace(config, protocol=config.protocol_for(args.pct), protocol_by_pct={})
 
     labels = list(CLASSES)
     train = read_split(args.splits, "train", ["row", "patient", "min_fraction", *labels])
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                         "feature_dim": dim, "image_size": int(train_images.shape[-1]), "classes": labels,
                         "model": model.state_dict(), "config": asdict(config)}, tmp / f"model-seed{seed}.pt")
         write_csv(tmp / "predictions.csv", pd.concat(predictions, ignore_index=True))
+        write_json(tmp / "cell.json", {"init": args.init, "pct": args.pct, "protocol": config.protocol})
     val_aurocs = [run_["val_auroc_macro"] for run_ in runs.values()]
     write_json(args.metrics, {"init": args.init, "pct": args.pct, "protocol": config.protocol,
                               "train_images": len(part), "train_patients": int(part["patient"].nunique()),

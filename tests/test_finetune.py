@@ -84,6 +84,20 @@ def test_bad_finetune_parameters_name_their_key():
         from_dict(FinetuneConfig, "finetune", {"seed": 3})
     with pytest.raises(ParamError, match="finetune.focal_alpha"):
         from_dict(FinetuneConfig, "finetune", {"focal_alpha": 1.5})
+    with pytest.raises(ParamError, match="finetune.protocol_by_pct.100 is 'frozen'"):
+        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": {100: "frozen"}})
+    with pytest.raises(ParamError, match="finetune.protocol_by_pct is 0"):
+        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": {0: "full"}})
+    with pytest.raises(ParamError, match="finetune.protocol_by_pct is 'full'; expected a mapping"):
+        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": "full"})
+
+
+def test_protocol_by_pct_overrides_the_protocol_for_its_percents():
+    # keys may come back as strings from `dvc exp run -S finetune.protocol_by_pct.100=full`
+    config = from_dict(FinetuneConfig, "finetune", {"protocol": "linear", "protocol_by_pct": {"100": "full"}})
+    assert config.protocol_by_pct == {100: "full"}
+    assert [config.protocol_for(p) for p in (1, 10, 100)] == ["linear", "linear", "full"]
+    assert from_dict(FinetuneConfig, "finetune", {"protocol": "full"}).protocol_for(1) == "full"
 
 
 def separable(n=48, size=32, seed=0):

@@ -141,7 +141,8 @@ STUDY = {
                  "simclr": {"hidden_dim": 32, "dim": 16}},
     "baselines": ["random"],
     "inits": ["random", "simclr"],
-    "finetune": {"protocol": "full", "epochs": 2, "min_steps": 2, "batch_size": 8, "evaluations": 2},
+    "finetune": {"protocol": "full", "protocol_by_pct": {10: "linear"}, "epochs": 2, "min_steps": 2,
+                 "linear_epochs": 2, "linear_min_steps": 2, "batch_size": 8, "evaluations": 2},
     "evaluate": {"bootstrap": 20},
 }
 
@@ -180,8 +181,15 @@ def test_study_writes_what_the_design_promises(study):
         for cell in metrics[init].values():
             for key in ("auroc_macro", "auroc_5", "ap_macro", "f1_macro", "kappa_macro"):
                 assert key in cell and f"{key}_low" in cell and f"{key}_high" in cell
+        # finetune.protocol_by_pct ran 10% with the frozen backbone, the rest end to end
+        assert metrics[init]["10"]["protocol"] == "linear" and metrics[init]["100"]["protocol"] == "full"
+        for pct, protocol in (("10", "linear"), ("100", "full")):
+            assert json.loads((study / f"finetune/{init}-{pct}/cell.json").read_text()) == {
+                "init": init, "pct": int(pct), "protocol": protocol}
+            assert json.loads((study / f"metrics/finetune/{init}-{pct}.json").read_text())["protocol"] == protocol
     per_class = pd.read_csv(study / "metrics/evaluate_per_class.csv")
     assert len(per_class) == 4 * len(CLASSES)
+    assert set(zip(per_class["pct"], per_class["protocol"])) == {(10, "linear"), (100, "full")}
     plots = study / "plots/evaluate"
     assert list(pd.read_csv(plots / "label_efficiency.csv")["pct"]) == [10, 100]
     for folder in ("roc", "pr", "auroc_per_class"):

@@ -82,3 +82,22 @@ def test_non_finite_gradient_with_a_finite_loss_is_an_error():
 
     with pytest.raises(TrainingError, match=r"pretrain@x: non-finite gradient at epoch 1, step 1 .*loss was 0"):
         fit(model, loss_fn, batches, 1, LoopConfig(epochs=1, batch_size=2), torch.device("cpu"), None, "pretrain@x")
+
+
+def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
+    from cxrssl.models import build_backbone
+
+    model, _ = build_backbone("resnet10")
+    images = tiny_images(8)[:, None].float() / 255
+
+    def batches(generator):
+        yield images, len(images)
+
+    fit(model, lambda x: model(x).float().pow(2).mean(), batches, 1, LoopConfig(epochs=1, batch_size=8),
+        torch.device("cpu"), None, "test")
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    plain, _ = build_backbone("resnet10")
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(images), model(images), rtol=1e-4, atol=1e-5)
