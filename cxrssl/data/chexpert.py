@@ -62,7 +62,7 @@ class Report:
         return {"n_skipped": len(self.problems), "examples": [str(p) for p in self.problems[:limit]]}
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_rows(path: Path) -> pd.DataFrame:
     """All cells as strings, with each row's line in the file; rows of the wrong length are errors.
 
     Parsed with the csv module rather than pandas so that line numbers stay
@@ -103,7 +103,7 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def _problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
+def row_problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
     """Problems for the rows flagged in ``bad``; ``reason(row)`` explains one row."""
     return [Problem(str(path), int(frame["line"].iloc[i]), reason(frame.iloc[i])) for i in np.flatnonzero(bad)]
 
@@ -129,7 +129,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         Age as float) plus ``patient`` (``patient00001``), ``study``
         (``patient00001/study1``) and ``line`` (the row's line in the file).
     """
-    frame = _read_csv(path)
+    frame = read_csv_rows(path)
     _check_columns(path, frame)
     frame = frame[[*COLUMNS, "line"]].reset_index(drop=True)
 
@@ -162,7 +162,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     ]
     bad_any = np.zeros(len(frame), dtype=bool)
     for bad, reason in checks:
-        report.add(_problems(path, frame, bad & ~bad_any, reason))
+        report.add(row_problems(path, frame, bad & ~bad_any, reason))
         bad_any |= bad
 
     out = frame.copy()

@@ -39,6 +39,9 @@ COLUMNS: tuple[str, ...] = META_COLUMNS + CLASSES
 #: Raw label values: positive, negative, uncertain. A blank cell means "not mentioned".
 POSITIVE, NEGATIVE, UNCERTAIN = 1.0, 0.0, -1.0
 LABEL_VALUES: tuple[float, ...] = (POSITIVE, NEGATIVE, UNCERTAIN)
+#: Not a CheXpert value: the source dataset does not label this class at all (NIH ChestX-ray14 labels 8 of
+#: the 14). The store's index keeps it so that every uncertainty policy masks it (no loss, no metric).
+UNLABELLED = -9.0
 
 SEX_VALUES: tuple[str, ...] = ("Male", "Female", "Unknown")
 VIEW_VALUES: tuple[str, ...] = ("Frontal", "Lateral")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxrssl.data import nih
 from cxrssl.data.chexpert import Report, read_dataset
 from cxrssl.errors import DataError
 from cxrssl.params import require
 
-SOURCES = ("phantoms", "chexpert")
+SOURCES = ("phantoms", "chexpert", "nih")
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,16 @@ class DataConfig:
     """The dataset to run on.
 
     Attributes:
-        source: "phantoms" (the generated default) or "chexpert" (a real download).
-        root: the dataset folder: the phantom stage's output, or a
-            ``CheXpert-v1.0``/``CheXpert-v1.0-small`` folder.
+        source: "phantoms" (the generated default), "chexpert" (a real
+            download) or "nih" (NIH ChestX-ray14, see :mod:`cxrssl.data.nih`).
+        root: the dataset folder: the phantom stage's output, a
+            ``CheXpert-v1.0``/``CheXpert-v1.0-small`` folder, or an NIH folder.
         train_csv: the training table, relative to ``root`` or absolute
-            (CheXpert's ``train.csv``, or a user's ``train_split.csv``).
-        test_csv: the test table (CheXpert's ``valid.csv`` or a user's
-            ``test_split.csv``); null carves the test set out of train by patient.
+            (CheXpert's ``train.csv``, a user's ``train_split.csv``, or NIH's
+            ``Data_Entry_2017_v2020.csv``, which holds train and test).
+        test_csv: the test table (CheXpert's ``valid.csv``, a user's
+            ``test_split.csv``, or NIH's ``test_list.txt`` of image names);
+            null carves the test set out of train by patient.
         skip_invalid: skip bad rows and unreadable images, and report them,
             instead of stopping at the first.
     """
@@ -36,10 +40,10 @@ class DataConfig:
     test_csv: str | None = "valid.csv"
     skip_invalid: bool = False
 
-    def validate(self) -> None:
-        require(self.source in SOURCES, "data.source", self.source, f"one of {', '.join(SOURCES)}")
-        require(bool(self.root), "data.root", self.root, "a dataset folder")
-        require(bool(self.train_csv), "data.train_csv", self.train_csv, "a CSV file name")
+    def validate(self, section: str = "data") -> None:
+        require(self.source in SOURCES, f"{section}.source", self.source, f"one of {', '.join(SOURCES)}")
+        require(bool(self.root), f"{section}.root", self.root, "a dataset folder")
+        require(bool(self.train_csv), f"{section}.train_csv", self.train_csv, "a CSV file name")
 
 
 def read_source(config: DataConfig, report: Report) -> pd.DataFrame:
@@ -48,4 +52,6 @@ def read_source(config: DataConfig, report: Report) -> pd.DataFrame:
     if config.source == "phantoms" and not root.is_dir():
         raise DataError(f"data.root: {root} does not exist; the phantom dataset is made by "
                         "the phantoms stage (dvc repro phantoms)")
+    if config.source == "nih":
+        return nih.read_dataset(root, config.train_csv, config.test_csv, report)
     return read_dataset(root, config.train_csv, config.test_csv, report)

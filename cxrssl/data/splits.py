@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrssl.data.schema import CLASSES, POSITIVE, UNCERTAIN
+from cxrssl.data.schema import CLASSES, POSITIVE, UNCERTAIN, UNLABELLED
 from cxrssl.errors import DataError
 from cxrssl.params import check_list, require
 
@@ -28,10 +28,11 @@ def apply_policy(labels: np.ndarray, policy: str) -> np.ndarray:
     """Map raw CheXpert labels to training targets.
 
     Args:
-        labels: (N, C) raw values 1.0 / 0.0 / -1.0 / NaN (blank).
+        labels: (N, C) raw values 1.0 / 0.0 / -1.0 / NaN (blank), or UNLABELLED
+            (a class the source dataset does not label).
         policy: "zeros" (U-Zeros: uncertain -> 0), "ones" (U-Ones: uncertain -> 1)
             or "ignore" (U-Ignore: uncertain -> NaN, masked out of loss and metrics).
-            Blank ("not mentioned") is always negative.
+            Blank ("not mentioned") is always negative; UNLABELLED is always masked.
 
     Returns:
         (N, C) float array of 1.0 / 0.0, and NaN where masked.
@@ -41,6 +42,7 @@ def apply_policy(labels: np.ndarray, policy: str) -> np.ndarray:
     out = np.where(np.isnan(labels), 0.0, labels)
     uncertain = labels == UNCERTAIN
     out[uncertain] = {"zeros": 0.0, "ones": 1.0, "ignore": np.nan}[policy]
+    out[labels == UNLABELLED] = np.nan
     return out
 
 
