@@ -2,8 +2,9 @@
 
 Per class: AUROC, average precision, and F1 and Cohen's kappa at the
 F1-optimal threshold chosen on val; macro means over the classes with both
-labels in test (a class without them is reported as null with a note, and
-left out of the macro mean); ``auroc_5`` over the CheXpert competition
+labels in test (a class without them, or one the test or training data do
+not label at all, is reported as null with a note, and left out of the
+macro mean); ``auroc_5`` over the CheXpert competition
 classes. Each value comes with a 95% bootstrap interval, resampling test
 patients. With several fine-tuning seeds, each metric is the mean over seeds
 (``*_sd`` their standard deviation), and each resample is scored the same way.
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cxrssl.data.schema import CLASSES, COMPETITION_CLASSES
-from cxrssl.metrics import auroc, average_precision, f1_kappa, f1_threshold, interval, patient_bootstrap
+from cxrssl.metrics import auroc_ap, f1_kappa, f1_threshold, interval, patient_bootstrap
 from cxrssl.params import require
 
 METRICS = ("auroc", "ap", "f1", "kappa")
@@ -31,11 +32,15 @@ class EvaluateConfig:
         bootstrap: resamples of test patients for the intervals.
         confidence: level of the intervals.
         seed: seeds the resampling.
+        cross_dataset: null, or another dataset (``data``'s keys: source,
+            root, train_csv, test_csv, skip_invalid) whose test images every
+            cell's classifier is also scored on (:mod:`cxrssl.cross_dataset`).
     """
 
     bootstrap: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    cross_dataset: dict | None = None
 
     def validate(self) -> None:
         require(self.bootstrap >= 10, "evaluate.bootstrap", self.bootstrap, "an integer >= 10")
@@ -70,6 +75,12 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
     for k, name in enumerate(CLASSES):
         keep = ~np.isnan(y_test[:, k])
         y = y_test[keep, k]
+        if not keep.any():
+            notes[name] = f"no test image has a {name} label (the test data do not label it): left out"
+            continue
+        if np.isnan(y_val[:, k]).all():
+            notes[name] = f"no val image has a {name} label (the training data do not label it): left out"
+            continue
         if y.sum() == 0 or y.sum() == len(y):
             notes[name] = f"test has no {'positive' if y.sum() == 0 else 'negative'} {name} label: left out"
             continue
@@ -84,8 +95,9 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
                 notes[name] = f"val has no positive {name} label: F1 and kappa use threshold 0.5"
             thresholds[name].append(threshold)
             w, s = weights[:, keep], scores_test[keep]
-            per_seed["auroc"].append(auroc(y, s, w))
-            per_seed["ap"].append(average_precision(y, s, w))
+            roc, ap = auroc_ap(y, s, w)
+            per_seed["auroc"].append(roc)
+            per_seed["ap"].append(ap)
             f1, kappa = f1_kappa(y, s, threshold, w)
             per_seed["f1"].append(f1)
             per_seed["kappa"].append(kappa)

@@ -10,6 +10,13 @@ per-class table, and in the plots folder: the label-efficiency curve
 (``label_efficiency.csv`` and ``.png``), per-class ROC and PR curves
 (``roc/`` and ``pr/``, one file per cell), per-class AUROC (``auroc_per_class/``
 and ``auroc_per_class.png``).
+
+With ``--cross-dataset-metrics PATH``, also writes there every cell's
+classifiers scored on the test images of ``evaluate.cross_dataset`` (another
+dataset: ``{"dataset": {...}, init: {pct: {...}}}``, the same metrics over
+the classes both datasets label; ``{"dataset": null}`` when it is not set).
+DVC does not track the external folder itself: after changing its contents,
+``dvc repro -f evaluate``.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxrssl.cross_dataset import CrossDatasetConfig
+from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split
-from cxrssl.errors import DataError
+from cxrssl.errors import DataError, ParamError
 from cxrssl.evaluation import EvaluateConfig, evaluate_cell
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import check_list, from_dict, read_params
@@ -51,6 +60,42 @@ def read_protocol(folder: Path) -> str:
         raise DataError(f"{path}: missing or unreadable; rerun finetune@{folder.name}") from None
 
 
+def cross_dataset(cross: CrossDatasetConfig | None, params: dict, cells: dict[str, pd.DataFrame], inits: list[str],
+                  percents: list[int], val: pd.DataFrame, finetune: Path, config: EvaluateConfig) -> dict:
+    """Every cell's classifiers scored on the external dataset: ``{"dataset": {...}, init: {pct: {...}}}``.
+
+    ``{"dataset": null}`` when ``evaluate.cross_dataset`` is not set.
+    """
+    if cross is None:
+        return {"dataset": None}
+    from cxrssl.cross_dataset import external_predictions, load_external
+    from cxrssl.finetune import load_classifier
+    from cxrssl.pretraining import pick_device
+
+    preprocess = from_dict(PreprocessConfig, "preprocess", params.get("preprocess"))
+    device = pick_device()
+    models = {cell: {int(p.stem.removeprefix("model-seed")): p
+                     for p in sorted((finetune / cell).glob("model-seed*.pt"))} for cell in cells}
+    for cell, paths in models.items():
+        if not paths:
+            raise DataError(f"{finetune / cell}: no model-seed<k>.pt; rerun finetune@{cell}")
+    size = int(load_classifier(next(iter(models[next(iter(cells))].values())))[1]["image_size"])
+    external, images, about = load_external(cross, preprocess, size)
+    print(f"evaluate: cross-dataset {cross.source} at {cross.root}: {len(external)} images, classes "
+          f"{', '.join(about['labelled_classes'])}")
+    out: dict = {"dataset": about}
+    for init in inits:
+        out[init] = {}
+        for pct in percents:
+            cell = f"{init}-{pct}"
+            loaded = {seed: load_classifier(path)[0] for seed, path in models[cell].items()}
+            predictions = external_predictions(cells[cell], loaded, images, device, amp=True)
+            out[init][str(pct)], _ = evaluate_cell(predictions, val, external, config)
+            print(f"evaluate: cross-dataset {cell}: macro AUROC "
+                  f"{_interval(out[init][str(pct)], 'auroc_macro')} over {out[init][str(pct)]['classes']} classes")
+    return out
+
+
 def _interval(cell: dict, key: str) -> str:
     if cell[key] is None:
         return "null"
@@ -64,10 +109,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
     parser.add_argument("per_class", type=Path, help="where to write the per-class table (CSV)")
     parser.add_argument("plots", type=Path, help="folder for the plots")
+    parser.add_argument("--cross-dataset-metrics", type=Path, default=None,
+                        help="where to write evaluate.cross_dataset's metrics (JSON)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(EvaluateConfig, "evaluate", params.get("evaluate"))
+    cross = None
+    if config.cross_dataset is not None:
+        cross = from_dict(CrossDatasetConfig, "evaluate.cross_dataset", config.cross_dataset)
+        if args.cross_dataset_metrics is None:
+            raise ParamError("evaluate.cross_dataset is set but the stage has no --cross-dataset-metrics path")
     inits = check_list("inits", params.get("inits"), str)
     percents = check_list("label_percents", params.get("label_percents"), int)
     labels = list(CLASSES)
@@ -101,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     first = ["init", "pct", "protocol"]
     per_class = per_class[[*first, *[c for c in per_class.columns if c not in first]]]
 
+    if args.cross_dataset_metrics is not None:  # before anything is written: a bad external image leaves nothing
+        crossed = cross_dataset(cross, params, cells, inits, percents, val, args.finetune, config)
     y_test = test[labels].to_numpy(dtype=float)
     with atomic_dir(args.plots) as tmp:
         efficiency = label_efficiency(summary, inits, percents)
@@ -118,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         per_class_png(per_class, inits, percents, tmp / "auroc_per_class.png")
     write_csv(args.per_class, per_class.round(5))
     write_json(args.metrics, summary)
+    if args.cross_dataset_metrics is not None:
+        write_json(args.cross_dataset_metrics, crossed)
     for init in inits:
         line = "  ".join(f"{pct}% {summary[init][str(pct)]['protocol']}: "
                          f"{_interval(summary[init][str(pct)], 'auroc_macro')}" for pct in percents)

@@ -294,3 +294,78 @@ def test_gradcam_needs_a_trained_label_percent(study, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().endswith("params: gradcam.pct is 50; expected one of label_percents [10, 100]")
     assert not (tmp_path / "g.json").exists() and not (tmp_path / "plots").exists()
+
+
+def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_path):
+    from stages import evaluate
+    from tests.conftest import shared_file
+
+    nih = shared_file("nih-cxr14-sample")
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["evaluate"] = {"bootstrap": 20, "cross_dataset": {"source": "nih", "root": str(nih),
+                                                             "train_csv": "Data_Entry_2017_subset.csv",
+                                                             "test_csv": None}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    evaluate.main([str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"), str(tmp_path / "pc.csv"),
+                   str(tmp_path / "plots"), "--cross-dataset-metrics", str(tmp_path / "x.json"),
+                   "--params", str(tmp_path / "params.yaml")])
+    crossed = json.loads((tmp_path / "x.json").read_text())
+    assert crossed["dataset"]["source"] == "nih" and crossed["dataset"]["test_images"] == 150
+    assert crossed["dataset"]["n_skipped"] == 0
+    assert set(crossed["dataset"]["labelled_classes"]) <= set(CLASSES) - {"Fracture", "Support Devices"}
+    for init in ("random", "simclr"):
+        for pct in ("10", "100"):
+            cell = crossed[init][pct]
+            assert 1 <= cell["classes"] <= 9 and cell["test_images"] == 150
+            assert 0 <= cell["auroc_macro"] <= 1
+    # the study's own metrics are untouched by the extra evaluation
+    assert json.loads((tmp_path / "e.json").read_text()) == json.loads((study / "metrics/evaluate.json").read_text())
+
+
+def test_cross_dataset_parameter_errors_name_their_key(study, tmp_path):
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["evaluate"] = {"bootstrap": 20, "cross_dataset": {"source": "mimic", "root": "x"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage(["stages.evaluate", str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"),
+                        str(tmp_path / "pc.csv"), str(tmp_path / "plots"), "--cross-dataset-metrics",
+                        str(tmp_path / "x.json"), "--params", str(tmp_path / "params.yaml")], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("params: evaluate.cross_dataset.source is 'mimic'; "
+                                          "expected one of phantoms, chexpert, nih")
+    assert not (tmp_path / "e.json").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_path):
+    import time
+
+    import torch
+
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["pretrain"] = {"common": {"backbone": "resnet10", "epochs": 8, "batch_size": 8, "probe_images": 16},
+                          "simclr": {"hidden_dim": 32, "dim": 16}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def command(name):
+        return [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"),
+                str(pipeline / "splits/train.csv"), str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}.json"),
+                str(tmp_path / f"{name}.csv"), "--checkpoints", str(tmp_path / f"ck-{name}"),
+                "--params", str(tmp_path / "params.yaml")]
+
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    assert subprocess.run(command("straight"), cwd=tmp_path, env=env, capture_output=True).returncode == 0
+    checkpoint = tmp_path / "ck-killed/pretrain-simclr.ckpt"
+    process = subprocess.Popen(command("killed"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    while not checkpoint.exists() and process.poll() is None:
+        time.sleep(0.01)
+    process.kill()  # SIGKILL: no handler runs, as when a machine dies
+    process.wait()
+    assert not (tmp_path / "killed.pt").exists(), "the run ended before it could be killed"
+    again = subprocess.run(command("killed"), cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "resuming after epoch" in again.stdout
+    straight = torch.load(tmp_path / "straight.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "killed.pt", weights_only=False)
+    for name, value in straight["backbone"].items():
+        torch.testing.assert_close(resumed["backbone"][name], value, rtol=0, atol=0, msg=name)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    assert not checkpoint.exists()  # removed once the stage is done
