@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -11,6 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cxrssl.errors import CxrsslError
+
+#: errno values that mean "this output cannot be written" (no space, quota, read-only file system)
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _cannot_write(final: Path, error: OSError) -> CxrsslError:
+    return CxrsslError(f"{final}: cannot write it ({error.strerror or error}); the previous output, if any, "
+                       "is left as it was")
 
 
 def _parent_ready(path: Path) -> None:
@@ -39,15 +48,27 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     except OSError as error:
         raise CxrsslError(f"{final}: cannot write in {final.parent} ({error.strerror})") from None
     try:
-        yield tmp
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(final)
+        try:
+            yield tmp
+        except OSError as error:
+            if error.errno in _WRITE_ERRORS:  # a full disk while the stage writes its files
+                raise _cannot_write(final, error) from None
+            raise
+        try:
+            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode
+            if final.exists():
+                old = final.with_name(f".{final.name}.old-{os.getpid()}")
+                final.rename(old)
+                try:
+                    tmp.rename(final)
+                except OSError:
+                    old.rename(final)  # put the previous output back
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(final)
+        except OSError as error:
+            raise _cannot_write(final, error) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -63,10 +84,13 @@ def atomic_file(final: str | Path, mode: str = "w") -> Iterator:
     except OSError as error:
         raise CxrsslError(f"{final}: cannot write in {final.parent} ({error.strerror})") from None
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(name, final)
+        try:
+            with os.fdopen(fd, mode) as handle:
+                yield handle
+            os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+            os.replace(name, final)
+        except OSError as error:  # the block only writes: any OS error here is a failed write
+            raise _cannot_write(final, error) from None
     finally:
         if os.path.exists(name):
             os.unlink(name)
