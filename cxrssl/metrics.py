@@ -39,27 +39,38 @@ def _grouped(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> tuple[np
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     w = weights[:, order]
     yy = y[order]
+    if len(starts) == len(s):  # no tied scores (the usual case): every group is one image
+        return w * yy, w * (1 - yy)
     return np.add.reduceat(w * yy, starts, axis=1), np.add.reduceat(w * (1 - yy), starts, axis=1)
 
 
-def auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(B,) weighted AUROC of binary labels ``y`` (N,) and ``scores`` (N,)."""
-    pos, neg = _grouped(y, scores, weights)
+def auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray, grouped=None) -> np.ndarray:
+    """(B,) weighted AUROC of binary labels ``y`` (N,) and ``scores`` (N,).
+
+    ``grouped``: ``_grouped(y, scores, weights)`` if already computed (:func:`auroc_ap`).
+    """
+    pos, neg = grouped if grouped is not None else _grouped(y, scores, weights)
     below = np.cumsum(neg, axis=1) - neg
     total = pos.sum(1) * neg.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (pos * (below + 0.5 * neg)).sum(1) / total, np.nan)
 
 
-def average_precision(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def average_precision(y: np.ndarray, scores: np.ndarray, weights: np.ndarray, grouped=None) -> np.ndarray:
     """(B,) weighted average precision (scikit-learn's step-wise definition)."""
-    pos, neg = _grouped(y, scores, weights)
+    pos, neg = grouped if grouped is not None else _grouped(y, scores, weights)
     pos, neg = pos[:, ::-1], neg[:, ::-1]  # thresholds descending
     tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
     n_pos = pos.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         return np.where((n_pos > 0) & (neg.sum(1) > 0), (pos * precision).sum(1) / n_pos, np.nan)
+
+
+def auroc_ap(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) AUROC and average precision, sorting and grouping the scores once for both."""
+    grouped = _grouped(y, scores, weights)
+    return auroc(y, scores, weights, grouped), average_precision(y, scores, weights, grouped)
 
 
 def confusion(y: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -6,6 +6,7 @@ from sklearn.metrics import average_precision_score, cohen_kappa_score, f1_score
 
 from cxrssl.metrics import (
     auroc,
+    auroc_ap,
     average_precision,
     f1_kappa,
     f1_threshold,
@@ -25,12 +26,16 @@ def sample(n=60, seed=0, ties=True):
     return y, scores
 
 
+@pytest.mark.parametrize("ties", [True, False])
 @pytest.mark.parametrize("seed", range(5))
-def test_weighted_metrics_equal_sklearn_on_the_resampled_multiset(seed):
-    y, scores = sample(seed=seed)
+def test_weighted_metrics_equal_sklearn_on_the_resampled_multiset(seed, ties):
+    y, scores = sample(seed=seed, ties=ties)
     rng = np.random.default_rng(seed + 10)
     weights = np.vstack([np.ones(len(y)), rng.integers(0, 3, size=(4, len(y)))]).astype(float)
     got_auc, got_ap = auroc(y, scores, weights), average_precision(y, scores, weights)
+    both = auroc_ap(y, scores, weights)
+    np.testing.assert_array_equal(both[0], got_auc)
+    np.testing.assert_array_equal(both[1], got_ap)
     got_f1, got_kappa = f1_kappa(y, scores, 0.7, weights)
     for b, w in enumerate(weights):
         rows = np.repeat(np.arange(len(y)), w.astype(int))
