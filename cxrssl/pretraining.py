@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cxrssl.methods import AugmentConfig, build_method
+from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
 from cxrssl.methods.base import Method
 from cxrssl.models import BACKBONES
 from cxrssl.params import require
@@ -28,6 +28,10 @@ class PretrainConfig(LoopConfig):
         local_crop_scale: crop area range of SwAV's small crops.
         flip, rotation, brightness, contrast: the grayscale-safe augmentations.
         probe_images: images used for the collapse indicator.
+        view_size: side of the (global) views in pixels; null: the store's
+            image size. Smaller views cost less per step (compute goes with
+            pixels), and the backbone is then used at the store's size, as
+            the papers pretrain on 224 px crops of larger images.
     """
 
     backbone: str = "resnet18"
@@ -38,6 +42,7 @@ class PretrainConfig(LoopConfig):
     brightness: float = 0.4
     contrast: float = 0.4
     probe_images: int = 512
+    view_size: int | None = None
 
     def validate(self) -> None:
         super().validate("pretrain.common")
@@ -48,6 +53,8 @@ class PretrainConfig(LoopConfig):
                 low_high, "[low, high] with 0 < low <= high <= 1")
         require(0 <= self.flip <= 1, "pretrain.common.flip", self.flip, "a probability")
         require(0 <= self.rotation <= 90, "pretrain.common.rotation", self.rotation, "0 to 90 degrees")
+        require(self.view_size is None or self.view_size >= MIN_VIEW_SIZE, "pretrain.common.view_size",
+                self.view_size, f"null or an integer >= {MIN_VIEW_SIZE}")
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(crop_scale_min=self.crop_scale_min, local_crop_scale=tuple(self.local_crop_scale),
@@ -88,7 +95,7 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
     """
     device = device or pick_device()
     torch.manual_seed(config.seed)
-    size = images.shape[-1]
+    size = config.view_size or images.shape[-1]
     method = build_method(method_name, config.backbone, size, method_config, config.augment(),
                           n_train=len(images)).to(device)
     steps_per_epoch = len(images) // config.batch_size

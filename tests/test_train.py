@@ -101,3 +101,18 @@ def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
     model.eval(), plain.eval()
     with torch.no_grad():
         torch.testing.assert_close(plain(images), model(images), rtol=1e-4, atol=1e-5)
+
+
+def test_pretraining_on_smaller_views_gives_a_backbone_for_the_full_images():
+    from cxrssl.errors import ParamError
+    from cxrssl.params import from_dict
+
+    images = tiny_images(n=16, size=32)
+    config = PretrainConfig(**{**CONFIG.__dict__, "epochs": 1, "view_size": 24})
+    method, _, summary = pretrain("simclr", images, config, METHOD, None, torch.device("cpu"))
+    assert [view.size for view in method.views] == [24, 24]  # the views are made at view_size
+    method.eval()
+    with torch.no_grad():
+        assert method.backbone(images[:2, None].float() / 255).shape == (2, method.feature_dim)  # used at 32 px
+    with pytest.raises(ParamError, match="pretrain.common.view_size is 8; expected null or an integer >= 17"):
+        from_dict(PretrainConfig, "pretrain.common", {"view_size": 8})
