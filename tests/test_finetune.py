@@ -167,3 +167,41 @@ def test_fit_restores_the_callers_state_from_its_checkpoint(tmp_path):
     restored = {"seen": -1}
     fit(model, lambda x: model(x).sum(), batches, 1, config, CPU, tmp_path / "f.ckpt", "t", extra_state=restored)
     assert restored == {"seen": 1}
+
+
+@pytest.mark.parametrize("protocol", ["full", "linear"])
+def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypatch, capsys, protocol):
+    import cxrssl.finetune as finetuning
+
+    images, targets = separable(n=32)
+    val_images, val_targets = separable(n=16, seed=1)
+    backbone, dim = build_backbone("resnet10")
+    config = FinetuneConfig(protocol=protocol, epochs=4, linear_epochs=4, batch_size=8, min_steps=0,
+                            linear_min_steps=0, evaluations=4, patience=0)
+    straight, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
+                                    checkpoint=tmp_path / "a.ckpt")
+    real_fit = finetuning.fit
+
+    def interrupted_fit(*args, **kwargs):
+        original = kwargs["on_epoch_end"]
+
+        def die_in_epoch_three(epoch):
+            if epoch == 2:  # the third epoch ends: killed before its checkpoint is written
+                raise KeyboardInterrupt
+            return original(epoch)
+
+        kwargs["on_epoch_end"] = die_in_epoch_three
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(finetuning, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
+                 checkpoint=tmp_path / "b.ckpt")
+    monkeypatch.setattr(finetuning, "fit", real_fit)
+    capsys.readouterr()
+    resumed, resumed_history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
+                                           checkpoint=tmp_path / "b.ckpt")
+    assert "resuming after epoch 2" in capsys.readouterr().out  # resumed, not started again
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert [h["loss"] for h in history] == [h["loss"] for h in resumed_history]
