@@ -103,9 +103,18 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def row_problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
+def _problems(path: Path, frame: pd.DataFrame, bad: np.ndarray, reason) -> list[Problem]:
     """Problems for the rows flagged in ``bad``; ``reason(row)`` explains one row."""
     return [Problem(str(path), int(frame["line"].iloc[i]), reason(frame.iloc[i])) for i in np.flatnonzero(bad)]
+
+
+def apply_checks(path: Path, frame: pd.DataFrame, checks: list, report: Report) -> np.ndarray:
+    """Report each row under the first of ``checks`` ((bad mask, reason(row)) pairs) it fails; the rows failing any."""
+    bad_any = np.zeros(len(frame), dtype=bool)
+    for bad, reason in checks:
+        report.add(_problems(path, frame, bad & ~bad_any, reason))
+        bad_any |= bad
+    return bad_any
 
 
 def parse_labels(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -160,10 +169,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         (bad_age, lambda r: f"Age is {r['Age']!r}; expected a number from 0 to 120, or blank"),
         (duplicate, lambda r: f"Path {r['Path']!r} appears more than once"),
     ]
-    bad_any = np.zeros(len(frame), dtype=bool)
-    for bad, reason in checks:
-        report.add(row_problems(path, frame, bad & ~bad_any, reason))
-        bad_any |= bad
+    bad_any = apply_checks(path, frame, checks, report)
 
     out = frame.copy()
     out[list(CLASSES)] = labels

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrssl.data.chexpert import Problem, Report, read_csv_rows, row_problems
+from cxrssl.data.chexpert import Problem, Report, apply_checks, read_csv_rows
 from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, UNLABELLED
 from cxrssl.errors import DataError
 
@@ -112,10 +112,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         (bad_view, lambda r: f"View Position is {r['View Position']!r}; expected PA or AP"),
         (duplicate, lambda r: f"Image Index {r['Image Index']!r} appears more than once"),
     ]
-    bad_any = np.zeros(len(frame), dtype=bool)
-    for bad, reason in checks:
-        report.add(row_problems(path, frame, bad & ~bad_any, reason))
-        bad_any |= bad
+    bad_any = apply_checks(path, frame, checks, report)
 
     out = pd.DataFrame({"Path": name, "Sex": frame["Patient Gender"].str.strip().map(SEX).fillna("Unknown"),
                         "Age": [_age(a) for a in frame["Patient Age"]], "Frontal/Lateral": "Frontal",
