@@ -54,3 +54,20 @@ def tiny_dataset(tmp_path: Path) -> Path:
     write_table(root / "train.csv", train)
     write_table(root / "valid.csv", valid)
     return root
+
+
+def fit_killed_after(real_fit, epoch_index: int):
+    """``cxrssl.train.fit`` that dies (KeyboardInterrupt) as epoch ``epoch_index`` ends, before its checkpoint."""
+
+    def interrupted_fit(*args, **kwargs):
+        original = kwargs["on_epoch_end"]
+
+        def die(epoch):
+            if epoch == epoch_index:
+                raise KeyboardInterrupt
+            return original(epoch)
+
+        kwargs["on_epoch_end"] = die
+        return real_fit(*args, **kwargs)
+
+    return interrupted_fit

@@ -18,6 +18,7 @@ from cxrssl.finetune import (
 from cxrssl.models import build_backbone
 from cxrssl.params import from_dict
 from cxrssl.train import fit
+from tests.conftest import fit_killed_after
 
 CPU = torch.device("cpu")
 
@@ -181,19 +182,7 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
     straight, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
                                     checkpoint=tmp_path / "a.ckpt")
     real_fit = finetuning.fit
-
-    def interrupted_fit(*args, **kwargs):
-        original = kwargs["on_epoch_end"]
-
-        def die_in_epoch_three(epoch):
-            if epoch == 2:  # the third epoch ends: killed before its checkpoint is written
-                raise KeyboardInterrupt
-            return original(epoch)
-
-        kwargs["on_epoch_end"] = die_in_epoch_three
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(finetuning, "fit", interrupted_fit)
+    monkeypatch.setattr(finetuning, "fit", fit_killed_after(real_fit, 2))  # the third epoch ends: killed
     with pytest.raises(KeyboardInterrupt):
         finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
                  checkpoint=tmp_path / "b.ckpt")

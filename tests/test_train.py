@@ -6,6 +6,7 @@ import torch
 from cxrssl.methods.simclr import SimCLRConfig
 from cxrssl.pretraining import PretrainConfig, pretrain
 from cxrssl.train import LoopConfig, TrainingError, fit
+from tests.conftest import fit_killed_after
 
 CONFIG = PretrainConfig(epochs=3, batch_size=8, lr=1e-3, probe_images=16, seed=3)
 METHOD = SimCLRConfig(hidden_dim=32, dim=16)
@@ -22,21 +23,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch)
     import cxrssl.pretraining as pretraining
 
     real_fit = pretraining.fit
-    calls = {"epochs": 0}
-
-    def interrupted_fit(*args, **kwargs):
-        original = kwargs["on_epoch_end"]
-
-        def stop_after_two(epoch):
-            calls["epochs"] += 1
-            if calls["epochs"] == 3:  # the third epoch ends: die before its checkpoint is written
-                raise KeyboardInterrupt
-            return original(epoch)
-
-        kwargs["on_epoch_end"] = stop_after_two
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(pretraining, "fit", interrupted_fit)
+    monkeypatch.setattr(pretraining, "fit", fit_killed_after(real_fit, 2))  # the third epoch ends: die
     with pytest.raises(KeyboardInterrupt):
         pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt", torch.device("cpu"))
     assert (tmp_path / "b.ckpt").is_file()
