@@ -14,6 +14,11 @@ OneCycleLR, clipping, checkpoints), a masked BCE or focal loss (U-Ignore's
 masked labels carry no loss), an optional weighted sampler against class
 imbalance, and model selection with early stopping on the val macro AUROC.
 The test split is never looked at here.
+
+With several processes (:mod:`cxrssl.distributed`) every process draws the
+same global batches (uniform or weighted) and trains on its slice; features
+and val scores are computed in parts and gathered; BatchNorm statistics are
+the global batch's.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxrssl import distributed
 from cxrssl.data.schema import CLASSES
 from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
@@ -197,13 +203,21 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
 @torch.no_grad()
 def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.device, amp: bool,
                       chunk: int = 256) -> torch.Tensor:
-    """Frozen features of uint8 images (N, S, S), computed once, in eval mode."""
+    """Frozen features of uint8 images (N, S, S), computed once, in eval mode.
+
+    With several processes each computes a part and every process gets all
+    of them (so all processes must call it).
+    """
     backbone.eval()
-    out = []
-    for part in images.split(chunk):
-        with autocast(device, amp):
-            out.append(backbone(normalize(to_float(part.to(device)))).float())
-    return torch.cat(out)
+
+    def compute(rows: slice) -> torch.Tensor:
+        out = []
+        for part in images[rows].split(chunk):
+            with autocast(device, amp):
+                out.append(backbone(normalize(to_float(part.to(device)))).float())
+        return torch.cat(out)
+
+    return distributed.gather_rows(compute, len(images))
 
 
 @torch.no_grad()
@@ -246,9 +260,11 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
     config = replace(config, seed=seed, epochs=epochs, batch_size=batch)
     torch.manual_seed(seed)
     model = Classifier(copy.deepcopy(backbone), feature_dim).to(device)
+    linear = config.protocol == "linear"
+    if not linear:
+        model = distributed.sync_batchnorm(model)
     y_train = torch.tensor(train_targets, dtype=torch.float32, device=device)
     weights = torch.tensor(sample_weights(train_targets), dtype=torch.double) if config.weighted_sampler else None
-    linear = config.protocol == "linear"
     if linear:
         for parameter in model.backbone.parameters():
             parameter.requires_grad_(False)
@@ -265,24 +281,33 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
         view = config.view(train_images.shape[-1])
 
     def batches(generator: torch.Generator):
+        # the same global order in every process (the weighted draws too); each trains on its slice
         cpu = torch.Generator().manual_seed(generator.initial_seed())
         n = len(train_images)
         if weights is not None:
             order = torch.multinomial(weights, steps_per_epoch * batch, replacement=True, generator=cpu)
         else:
             order = torch.randperm(n, generator=cpu)
+        augment = distributed.rank_generator(generator)
         for i in range(steps_per_epoch):
             rows = order[i * batch:(i + 1) * batch]
+            mine = distributed.shard(rows)
             if linear:
-                x = train_x[rows.to(device)]
+                x = train_x[mine.to(device)]
             else:
-                x = make_view(to_float(train_images[rows].to(device)), view, generator)
-            yield (x, y_train[rows.to(device)]), len(rows)
+                x = make_view(to_float(train_images[mine].to(device)), view, augment)
+            y = y_train[mine.to(device)]
+            share = None
+            if distributed.active():  # this slice's labels / the global batch's: DDP's mean is then the batch loss
+                counted = (~torch.isnan(y_train[rows.to(device)])).sum().clamp(min=1)
+                share = (~torch.isnan(y)).sum() * distributed.world_size() / counted
+            yield (x, y, share), len(rows)
 
     def loss_fn(batch_):
-        x, y = batch_
+        x, y, share = batch_
         logits = model.head(x) if linear else model(x)
-        return multilabel_loss(logits, y, config)
+        loss = multilabel_loss(logits, y, config)
+        return loss if share is None else loss * share
 
     state: dict = {"best_auroc": -1.0, "best_epoch": 0, "best_weights": None, "since_best": 0}
 

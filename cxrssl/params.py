@@ -19,8 +19,8 @@ from cxrssl.errors import ParamError
 PARAMS_FILE = Path("params.yaml")
 
 #: The top-level sections of params.yaml; anything else is a typo.
-SECTIONS = ("data", "phantoms", "preprocess", "split", "pretrain", "label_percents", "baselines", "inits",
-            "finetune", "evaluate", "gradcam")
+SECTIONS = ("data", "phantoms", "preprocess", "split", "pretrain", "distributed", "label_percents", "baselines",
+            "inits", "finetune", "evaluate", "gradcam")
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cxrssl import distributed
+from cxrssl.errors import ParamError
 from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
 from cxrssl.methods.base import Method
 from cxrssl.models import BACKBONES
@@ -66,6 +68,13 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A uint8 batch on the training device: through pinned memory, asynchronously, to a GPU."""
+    if device.type == "cuda":
+        return images.pin_memory().to(device, non_blocking=True)
+    return images.to(device)
+
+
 @torch.no_grad()
 def embedding_spread(method: Method, images: torch.Tensor, device: torch.device) -> float:
     """Mean per-dimension std of L2-normalised backbone features: ~0 means collapse.
@@ -90,6 +99,9 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
         checkpoint: resume file, written every epoch.
         device: defaults to CUDA when available.
 
+    With several processes (:mod:`cxrssl.distributed`) ``config.batch_size``
+    is the global batch, split evenly across them.
+
     Returns:
         The trained method, its per-epoch history and a summary for the metrics file.
     """
@@ -98,18 +110,26 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
     size = config.view_size or images.shape[-1]
     method = build_method(method_name, config.backbone, size, method_config, config.augment(),
                           n_train=len(images)).to(device)
+    if method.sync_bn:
+        method = distributed.sync_batchnorm(method)
+    world = distributed.world_size()
+    if config.batch_size % world:
+        raise ParamError(f"pretrain.common.batch_size {config.batch_size} does not split evenly across {world} "
+                         "processes; make it a multiple of distributed.nproc_per_node x nodes")
     steps_per_epoch = len(images) // config.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"pretrain.common.batch_size {config.batch_size} is larger than the training set "
+        raise ParamError(f"pretrain.common.batch_size {config.batch_size} is larger than the training set "
                          f"({len(images)} images)")
     probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:config.probe_images]]
 
     def batches(generator: torch.Generator):
         cpu = torch.Generator().manual_seed(generator.initial_seed())
-        order = torch.randperm(len(images), generator=cpu)
+        order = torch.randperm(len(images), generator=cpu)  # the same in every process
+        augment = distributed.rank_generator(generator)
         for i in range(steps_per_epoch):
-            batch = to_float(images[order[i * config.batch_size:(i + 1) * config.batch_size]].to(device))
-            yield [make_view(batch, spec, generator) for spec in method.views], len(batch)
+            rows = distributed.shard(order[i * config.batch_size:(i + 1) * config.batch_size])
+            batch = to_float(to_device(images[rows], device))
+            yield [make_view(batch, spec, augment) for spec in method.views], config.batch_size
 
     fingerprint = json.dumps({"method": method_name, "common": asdict(config), "method_config": asdict(method_config),
                               "n": len(images), "size": size}, sort_keys=True)

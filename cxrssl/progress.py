@@ -7,10 +7,12 @@ from collections.abc import Iterable
 
 from tqdm import tqdm
 
+from cxrssl import distributed
+
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
              unit: str = "img", enabled: bool = True) -> tqdm:
-    """A tqdm bar: live in a terminal, a line every 10 s when output goes to a file or pipe."""
+    """A tqdm bar: live in a terminal, a line every 10 s when output goes to a file or pipe (rank 0 only)."""
     interactive = sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled,
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not (enabled and distributed.is_main()),
                 mininterval=0.1 if interactive else 10.0, smoothing=0.1, dynamic_ncols=interactive)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cxrssl import distributed
 from cxrssl.errors import CxrsslError
 from cxrssl.io import atomic_file
 from cxrssl.params import require
@@ -41,6 +42,8 @@ class LoopConfig:
         grad_clip: maximum gradient norm (0 = no clipping).
         amp: autocast (bf16 on CPU, bf16 or fp16 on CUDA).
         seed: seeds weights, batches and augmentations.
+        compile: run the loss (forward) through ``torch.compile`` (worth it
+            on GPUs for long runs; the first steps pay the compilation).
     """
 
     epochs: int = 10
@@ -51,6 +54,7 @@ class LoopConfig:
     grad_clip: float = 3.0
     amp: bool = True
     seed: int = 0
+    compile: bool = False
 
     def validate(self, section: str = "pretrain.common") -> None:
         require(self.seed >= 0, f"{section}.seed", self.seed, "a non-negative integer")
@@ -99,7 +103,12 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         loss_fn: batch -> scalar loss (called under autocast).
         batches: generator -> iterable of (batch, n_images) for one epoch;
             all randomness of an epoch must come from the generator (or the
-            global torch RNG, which is reseeded every epoch).
+            global torch RNG, which is reseeded every epoch). With several
+            processes the generator is seeded alike in all of them: draw the
+            global order from it and take this process's
+            :func:`cxrssl.distributed.shard` of each batch, augment with
+            :func:`cxrssl.distributed.rank_generator`; ``n_images`` counts
+            the global batch.
         steps_per_epoch: how many batches ``batches`` yields.
         config: optimisation settings.
         device: where the model lives.
@@ -116,12 +125,19 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     Returns:
         One dict per epoch: epoch, loss (mean), images_per_s, seconds and extras.
 
+    Several processes (:mod:`cxrssl.distributed`): the loss runs through
+    DistributedDataParallel, the logged loss is the global batch's, only
+    rank 0 writes the checkpoint, and rank 0's ``stop`` decides for all.
+
     Raises:
         TrainingError: a non-finite loss, naming the stage, epoch and step.
     """
     # NHWC convolutions: 1.25x the images/s of ResNet-10 at 64 px under bf16 autocast on this CPU
     # (bench/results.json "channels_last"), and the layout tensor cores want on CUDA. In place.
     model.to(memory_format=torch.channels_last)
+    step_loss = distributed.wrap(model, loss_fn, device)
+    if config.compile:
+        step_loss = torch.compile(step_loss)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * steps_per_epoch
@@ -146,7 +162,10 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         else:
             print(f"{stage}: ignoring {checkpoint}, made with other settings")
 
-    if stop is not None and start_epoch > 0 and stop():  # it had stopped early before the interruption
+    def should_stop() -> bool:
+        return stop is not None and bool(distributed.broadcast_object(stop()))
+
+    if start_epoch > 0 and should_stop():  # it had stopped early before the interruption
         return history
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch))
@@ -157,8 +176,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         for i, (batch, n_images) in enumerate(batches(generator)):
             step = epoch * steps_per_epoch + i
             with autocast(device, config.amp):
-                loss = loss_fn(batch)
-            value = loss.detach().item()
+                loss = step_loss(batch)
+            value = loss.detach().item() if not distributed.active() else global_mean(loss)
             if not math.isfinite(value):
                 raise TrainingError(f"{stage}: non-finite loss ({value}) at epoch {epoch + 1}, "
                                     f"step {i + 1} (global step {step + 1}); lower the learning rate or "
@@ -191,14 +210,22 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         if on_epoch_end is not None:
             record.update(on_epoch_end(epoch))
         history.append(record)
-        if checkpoint is not None:
+        if checkpoint is not None and distributed.is_main():
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                          "epoch": epoch, "history": history, "total_steps": total_steps,
                                          "fingerprint": fingerprint, "extra_state": extra_state or {}})
-        if stop is not None and stop():
+        distributed.barrier()
+        if should_stop():
             break
     return history
+
+
+def global_mean(loss: torch.Tensor) -> float:
+    """The mean of the processes' losses: the global batch's loss (each is its share's mean)."""
+    value = loss.detach().float().reshape(1).clone()
+    torch.distributed.all_reduce(value)
+    return value.item() / distributed.world_size()
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

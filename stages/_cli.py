@@ -6,6 +6,9 @@ import signal
 import sys
 from collections.abc import Callable
 
+import torch
+
+from cxrssl import distributed
 from cxrssl.errors import CxrsslError
 
 
@@ -28,3 +31,23 @@ def run(main: Callable[[], None], stage: str) -> None:
     except KeyboardInterrupt:
         print(f"error: {stage}: interrupted; no output was written", file=sys.stderr)
         sys.exit(130)
+    finally:
+        distributed.cleanup()
+
+
+def start_processes(module: str, argv: list[str] | None, section: dict | None) -> torch.device | None:
+    """The processes params.yaml's ``distributed`` section asks for; this process's device.
+
+    With ``nproc_per_node`` > 1 and not started by torchrun, the stage runs
+    again under torchrun and None is returned once it has succeeded (the
+    caller returns); its failure exits with torchrun's status.
+    """
+    config = distributed.validate_params(section)
+    status = distributed.relaunch(module, sys.argv[1:] if argv is None else argv, config["nproc_per_node"])
+    if status is None:
+        return distributed.setup(config["backend"])
+    if status:
+        print(f"error: {module}: its {config['nproc_per_node']} processes under torchrun failed (exit status "
+              f"{status}); their messages are above", file=sys.stderr)
+        sys.exit(status)
+    return None

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrssl import distributed
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split, subset
 from cxrssl.data.store import ImageStore
@@ -31,8 +32,7 @@ from cxrssl.finetune import FinetuneConfig, finetune, predict
 from cxrssl.initial import load_initial
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import from_dict, read_params
-from cxrssl.pretraining import pick_device
-from stages._cli import run
+from stages._cli import run, start_processes
 
 CHECKPOINTS = Path("checkpoints")
 SCORE_COLUMNS = [f"score:{name}" for name in CLASSES]
@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.pct <= 100:
         raise ParamError(f"label percent {args.pct} is not an integer in 1..100")
-    config = from_dict(FinetuneConfig, "finetune", read_params(args.params).get("finetune"))
+    params = read_params(args.params)
+    config = from_dict(FinetuneConfig, "finetune", params.get("finetune"))
     config = replace(config, protocol=config.protocol_for(args.pct), protocol_by_pct={})
+    device = start_processes("stages.finetune", argv, params.get("distributed"))
+    if device is None:  # ran under torchrun
+        return
 
     labels = list(CLASSES)
     train = read_split(args.splits, "train", ["row", "patient", "min_fraction", *labels])
@@ -69,33 +73,38 @@ def main(argv: list[str] | None = None) -> None:
     test_images = torch.from_numpy(store.load(test["row"].to_numpy()))
     backbone, dim, meta = load_initial(args.initial)
     initial_hash = hashlib.md5(args.initial.read_bytes()).hexdigest()  # a checkpoint resumes only the same start
-    device = pick_device()
     stage = f"finetune@{args.init}-{args.pct}"
-    print(f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
-          f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}")
+    log = print if distributed.is_main() else (lambda *a, **k: None)
+    log(f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
+        f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
+        + (f" x {distributed.world_size()} processes" if distributed.active() else ""))
 
-    predictions, curves, runs = [], [], {}
+    predictions, curves, runs, models = [], [], {}, {}
     start = time.perf_counter()
     checkpoints = []
-    with atomic_dir(args.out) as tmp:
-        for seed in config.seeds:
-            checkpoint = args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt"
-            checkpoints.append(checkpoint)
-            model, history, summary = finetune(
-                backbone, dim, train_images, part[labels].to_numpy(dtype=float), val_images,
-                val[labels].to_numpy(dtype=float), config, seed, device, checkpoint, stage=f"{stage} seed {seed}",
-                fingerprint=f"{args.init}|{args.pct}|{initial_hash}|{len(part)}")
-            for frame, images, name in ((val, val_images, "val"), (test, test_images, "test")):
-                scores = predict(model, images, device, config.amp)
-                predictions.append(pd.concat([
-                    pd.DataFrame({"split": name, "seed": seed, "row": frame["row"].to_numpy(),
-                                  "patient": frame["patient"].to_numpy()}),
-                    pd.DataFrame(scores, columns=SCORE_COLUMNS)], axis=1))
-            curves.append(pd.DataFrame(history).assign(seed=seed))
-            runs[str(seed)] = {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()}
-            torch.save({"init": args.init, "pct": args.pct, "seed": seed, "backbone_name": meta["backbone_name"],
+    for seed in config.seeds:
+        checkpoint = args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt"
+        checkpoints.append(checkpoint)
+        model, history, summary = finetune(
+            backbone, dim, train_images, part[labels].to_numpy(dtype=float), val_images,
+            val[labels].to_numpy(dtype=float), config, seed, device, checkpoint, stage=f"{stage} seed {seed}",
+            fingerprint=f"{args.init}|{args.pct}|{initial_hash}|{len(part)}")
+        for frame, images, name in ((val, val_images, "val"), (test, test_images, "test")):
+            scores = predict(model, images, device, config.amp)
+            predictions.append(pd.concat([
+                pd.DataFrame({"split": name, "seed": seed, "row": frame["row"].to_numpy(),
+                              "patient": frame["patient"].to_numpy()}),
+                pd.DataFrame(scores, columns=SCORE_COLUMNS)], axis=1))
+        curves.append(pd.DataFrame(history).assign(seed=seed))
+        runs[str(seed)] = {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()}
+        models[seed] = {"init": args.init, "pct": args.pct, "seed": seed, "backbone_name": meta["backbone_name"],
                         "feature_dim": dim, "image_size": int(train_images.shape[-1]), "classes": labels,
-                        "model": model.state_dict(), "config": asdict(config)}, tmp / f"model-seed{seed}.pt")
+                        "model": model.state_dict(), "config": asdict(config)}
+    if not distributed.is_main():
+        return
+    with atomic_dir(args.out) as tmp:
+        for seed, state in models.items():
+            torch.save(state, tmp / f"model-seed{seed}.pt")
         write_csv(tmp / "predictions.csv", pd.concat(predictions, ignore_index=True))
         write_json(tmp / "cell.json", {"init": args.init, "pct": args.pct, "protocol": config.protocol})
     val_aurocs = [run_["val_auroc_macro"] for run_ in runs.values()]

@@ -13,14 +13,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from cxrssl import distributed
 from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import ParamError
 from cxrssl.io import atomic_file, write_csv, write_json
 from cxrssl.methods import CONFIGS, METHODS, validate_method_config
 from cxrssl.params import from_dict, read_params
-from cxrssl.pretraining import PretrainConfig, pick_device, pretrain
-from stages._cli import run
+from cxrssl.pretraining import PretrainConfig, pretrain
+from stages._cli import run, start_processes
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -38,18 +39,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.method not in METHODS:
         raise ParamError(f"unknown method {args.method!r}; expected one of {', '.join(METHODS)}")
-    section = read_params(args.params).get("pretrain") or {}
+    params = read_params(args.params)
+    section = params.get("pretrain") or {}
     config = from_dict(PretrainConfig, "pretrain.common", section.get("common"))
     method_config = from_dict(CONFIGS[args.method], f"pretrain.{args.method}", section.get(args.method))
     validate_method_config(args.method, method_config)
+    device = start_processes("stages.pretrain", argv, params.get("distributed"))
+    if device is None:  # ran under torchrun
+        return
 
     rows = read_split(args.train.parent, args.train.stem, ["row"])["row"].to_numpy()
     images = torch.from_numpy(ImageStore(args.store).load(rows))
     checkpoint = args.checkpoints / f"pretrain-{args.method}.ckpt"
-    device = pick_device()
-    print(f"pretrain@{args.method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
-          f"{config.epochs} epochs, batch {config.batch_size}, on {device}")
+    log = print if distributed.is_main() else (lambda *a, **k: None)
+    log(f"pretrain@{args.method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
+        f"{config.epochs} epochs, batch {config.batch_size}, on {device}"
+          + (f" x {distributed.world_size()} processes" if distributed.active() else ""))
     method, history, summary = pretrain(args.method, images, config, method_config, checkpoint, device)
+    if not distributed.is_main():
+        return
 
     state = {"method": args.method, "backbone_name": config.backbone, "feature_dim": method.feature_dim,
              "image_size": int(images.shape[-1]), "backbone": method.backbone.state_dict(),
@@ -59,9 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(args.plot, pd.DataFrame(history))
     write_json(args.metrics, {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()})
     checkpoint.unlink(missing_ok=True)
-    print(f"pretrain@{args.method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
-          f"embedding std {summary['embedding_std']:.4f} (uniform {summary['embedding_std_uniform']:.4f}), "
-          f"{summary['wall_time_s']:.0f} s")
+    log(f"pretrain@{args.method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
+        f"embedding std {summary['embedding_std']:.4f} (uniform {summary['embedding_std_uniform']:.4f}), "
+        f"{summary['wall_time_s']:.0f} s")
 
 
 if __name__ == "__main__":

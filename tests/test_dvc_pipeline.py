@@ -100,3 +100,23 @@ def test_a_method_parameter_reruns_only_that_method_branch(repo):
     out = dvc("repro", cwd=repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"pretrain@moco", "finetune@moco-50", "finetune@moco-100", "evaluate", "gradcam"}
+
+
+def test_a_shared_remote_gives_a_fresh_clone_every_output_and_nothing_to_rerun(repo, tmp_path):
+    """A local folder stands in for the team's S3 or SSH remote: push, clone afresh, pull, repro reruns nothing."""
+    dvc("repro", "-q", cwd=repo)  # up to date whatever the tests before changed
+    dvc("remote", "add", "-f", "-d", "shared", str(tmp_path / "remote"), cwd=repo)
+    (repo / ".gitignore").write_text("__pycache__/\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "run"], cwd=repo, check=True)
+    dvc("push", "-q", "--run-cache", cwd=repo)
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    assert not (clone / "models/pretrain/moco.pt").exists()
+    dvc("pull", "-q", "--run-cache", cwd=clone)
+    assert (clone / "models/pretrain/moco.pt").read_bytes() == (repo / "models/pretrain/moco.pt").read_bytes()
+    assert changed_stages(clone) == set()
+    out = dvc("repro", cwd=clone)
+    assert "Running stage" not in out and "up to date" in out

@@ -17,10 +17,13 @@ class Method(nn.Module):
     implement ``loss(views)``. ``on_step(step, total_steps)`` runs after each
     optimiser step (momentum updates, prototype normalisation);
     ``before_step(step)`` runs before the backward pass's optimiser step
-    (freezing prototypes).
+    (freezing prototypes). ``sync_bn``: with several processes, BatchNorm
+    computes statistics over the global batch (SimCLR, BYOL and SwAV, as
+    their papers do; MoCo shuffles BN across processes instead).
     """
 
     views: tuple[ViewSpec, ...] = ()
+    sync_bn: bool = True
 
     def __init__(self, backbone: nn.Module, feature_dim: int):
         super().__init__()

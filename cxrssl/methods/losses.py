@@ -2,7 +2,11 @@
 
 Each takes only tensors and hyper-parameters, works under autocast (the
 numerically sensitive parts run in fp32), and is tested against a naive,
-loop-based reference in tests/test_losses.py.
+loop-based reference in tests/test_losses.py. With several processes
+(:mod:`cxrssl.distributed`) NT-Xent takes its negatives from every process
+and Sinkhorn normalises over the global batch; each loss is the mean over
+this process's share, so DDP's gradient average is the global batch's
+gradient (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from cxrssl import distributed
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -25,13 +31,23 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
         The loss averaged over all 2N anchors: for anchor i with positive j,
         ``-log(exp(s_ij / tau) / sum_{k != i} exp(s_ik / tau))`` with cosine
         similarities s, the other 2N - 2 views in the batch as negatives.
+        With W processes, the anchors are this process's 2N views and the
+        candidates all 2NW views, gathered with gradients.
     """
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    logits = z @ z.T / temperature  # (2N, 2N)
-    logits.fill_diagonal_(float("-inf"))
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(logits, positives)
+    if not distributed.active():
+        logits = z @ z.T / temperature  # (2N, 2N)
+        logits.fill_diagonal_(float("-inf"))
+        positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        return F.cross_entropy(logits, positives)
+    world, rank = distributed.world_size(), distributed.rank()
+    candidates = torch.cat([distributed.gather(z[:n]), distributed.gather(z[n:])])  # (2NW, D): view 1s, view 2s
+    logits = z @ candidates.T / temperature  # (2N, 2NW)
+    own = torch.arange(n, device=z.device) + rank * n
+    itself = torch.cat([own, own + world * n])
+    logits[torch.arange(2 * n, device=z.device), itself] = float("-inf")
+    return F.cross_entropy(logits, torch.cat([own + world * n, own]))
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -83,13 +99,24 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -
     """
     # The reference normalises Q = exp(scores / eps) in place; the same steps in
     # log space give the same Q without overflow or underflow for large scores.
+    # With W processes (equal N each) the samples are the global batch's, as in
+    # SwAV's distributed code: sums over samples are all-reduced, N is N * W.
     log_q = (scores.float() / epsilon).T  # (K, N)
     k, n = log_q.shape
-    log_q = log_q - torch.logsumexp(log_q.flatten(), dim=0)  # total mass 1
+    n *= distributed.world_size()
+    log_q = log_q - _samples_logsumexp(log_q.flatten())  # total mass 1
     for _ in range(iterations):
-        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - math.log(k)  # each prototype: 1/K
+        log_q = log_q - _samples_logsumexp(log_q, dim=1, keepdim=True) - math.log(k)  # each prototype: 1/K
         log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(n)  # each sample: 1/N
     return torch.exp(log_q + math.log(n)).T  # (N, K), rows sum to 1
+
+
+def _samples_logsumexp(x: torch.Tensor, dim: int = 0, keepdim: bool = False) -> torch.Tensor:
+    """logsumexp over a dimension of samples that is split across processes."""
+    local = torch.logsumexp(x, dim=dim, keepdim=keepdim)
+    if not distributed.active():
+        return local
+    return torch.logsumexp(distributed.gather_no_grad(local.unsqueeze(0)), dim=0)
 
 
 def swapped_prediction(scores: list[torch.Tensor], assignments: list[torch.Tensor],

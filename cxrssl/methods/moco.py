@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxrssl import distributed
 from cxrssl.methods.base import Method, frozen_copy, update_momentum
 from cxrssl.methods.losses import info_nce
 from cxrssl.models import mlp
@@ -26,7 +27,10 @@ class MoCoConfig:
         temperature: tau (0.2 in MoCo v2).
         shuffle_bn_groups: the key batch is shuffled and split into this many
             groups with their own BatchNorm statistics, the single-device
-            equivalent of MoCo's shuffle-BN (1 turns it off).
+            equivalent of MoCo's shuffle-BN (1 turns it off). With several
+            processes the keys are shuffled across all of them (as in the
+            paper's code) and each process splits its share into this many
+            groups.
     """
 
     hidden_dim: int = 2048
@@ -39,6 +43,8 @@ class MoCoConfig:
 
 class MoCo(Method):
     """Query encoder (backbone + MLP), momentum key encoder, queue of normalised keys as buffers."""
+
+    sync_bn = False  # shuffle-BN: per-process statistics of shuffled keys are the point
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MoCoConfig, size: int, view: ViewSpec,
                  n_train: int | None = None):
@@ -62,10 +68,16 @@ class MoCo(Method):
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
-        """Keys with shuffle-BN: permute, encode in groups (own BN statistics), un-permute."""
-        order = torch.randperm(x.shape[0], device=x.device)
-        keys = self._grouped(self.key_backbone, self.key_head, x[order])
-        return F.normalize(keys.float(), dim=1)[torch.argsort(order)]
+        """Keys with shuffle-BN: permute, encode in groups (own BN statistics), un-permute.
+
+        With several processes: of the global batch's images, permuted by
+        rank 0's permutation; returns the global batch's keys.
+        """
+        x = distributed.gather_no_grad(x)
+        order = distributed.broadcast(torch.randperm(x.shape[0], device=x.device))
+        mine = x[order].chunk(distributed.world_size())[distributed.rank()]
+        keys = F.normalize(self._grouped(self.key_backbone, self.key_head, mine).float(), dim=1)
+        return distributed.gather_no_grad(keys)[torch.argsort(order)]
 
     @torch.no_grad()
     def _dequeue_and_enqueue(self, keys: torch.Tensor) -> None:
@@ -79,9 +91,10 @@ class MoCo(Method):
     def loss(self, views: list[torch.Tensor]) -> torch.Tensor:
         x_q, x_k = views
         q = self._grouped(self.backbone, self.head, x_q)
-        k = self._keys(x_k)
-        loss = info_nce(q, k, self.queue.clone(), self.config.temperature)
-        self._dequeue_and_enqueue(k)
+        keys = self._keys(x_k)  # the global batch's
+        n, rank = q.shape[0], distributed.rank()
+        loss = info_nce(q, keys[rank * n:(rank + 1) * n], self.queue.clone(), self.config.temperature)
+        self._dequeue_and_enqueue(keys)
         return loss
 
     @torch.no_grad()
