@@ -7,8 +7,9 @@ For the classifiers at ``gradcam.pct`` (first seed), on the test split:
 
 * ``metrics/gradcam.json``: ``{init: {class: {pointing_game, energy_inside,
   n}}, "center_prior": {class: {...}}}`` over the test images that are
-  positive for the class and have its region drawn (``regions.csv`` next to
-  the phantom tables; a dataset without it gets no scores, only overlays);
+  positive for the class and have its region drawn (the phantoms'
+  ``regions.csv``, which preprocess copies into the store; a dataset without
+  boxes gets no scores, only overlays);
 * ``plots/gradcam/<init>/<class>-<row>.png``: overlays for a fixed, seeded
   choice of ``gradcam.per_class`` positive test images per class (the same
   images for every init);
@@ -35,7 +36,7 @@ import torch
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split
-from cxrssl.data.store import ImageStore
+from cxrssl.data.store import REGIONS, ImageStore
 from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import load_classifier, macro_auroc
 from cxrssl.gradcam import (
@@ -233,12 +234,11 @@ def main(argv: list[str] | None = None) -> None:
     if config.pct not in percents:
         raise ParamError(f"params: gradcam.pct is {config.pct}; expected one of label_percents {percents}")
     preprocess = from_dict(PreprocessConfig, "preprocess", params.get("preprocess"))
-    root = Path(str((params.get("data") or {}).get("root", "")))
 
     labels = list(CLASSES)
     test = read_split(args.splits, "test", ["row", "Path", *labels])
     store = ImageStore(args.store)
-    regions = read_regions(root / "regions.csv", test)
+    regions = read_regions(args.store / REGIONS, test)
     chosen = choose_overlays(test, regions, config.per_class, config.seed)
     needed = sorted({i for i, _ in regions} | {i for rows in chosen.values() for i in rows})
     images = store.load(test["row"].to_numpy()[needed]) if needed else np.zeros((0, store.size, store.size),
@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         grid_figure(args.grid, rows, inits)
         write_json(args.metrics, summary)
     if not regions:
-        print(f"gradcam: no ground-truth regions ({root / 'regions.csv'}); overlays only, no localisation scores")
+        print(f"gradcam: no ground-truth regions ({args.store / REGIONS} has none); overlays only, "
+              "no localisation scores")
     for name in LOCALISED:
         k = labels.index(name)
         if k in hits:

@@ -6,17 +6,19 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import COLUMNS
 from cxrssl.data.sources import DataConfig, read_source
-from cxrssl.data.store import INDEX, REPORT, build_store
+from cxrssl.data.store import INDEX, REGION_COLUMNS, REGIONS, REPORT, build_store
 from cxrssl.errors import DataError
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import from_dict, read_params
@@ -48,6 +50,11 @@ def main(argv: list[str] | None = None) -> None:
             raise DataError(f"{data.root}: no image could be read (the first problem: {problems[0]})")
         index = frame.assign(row=np.arange(len(frame)))[ok][INDEX_COLUMNS]
         write_csv(tmp / INDEX, index)
+        regions = Path(data.root) / REGIONS  # ground-truth boxes, where the dataset has them (the phantoms)
+        if regions.is_file():
+            shutil.copyfile(regions, tmp / REGIONS)
+        else:
+            write_csv(tmp / REGIONS, pd.DataFrame(columns=REGION_COLUMNS))
         seconds = time.perf_counter() - start
         timing = {"seconds": round(seconds, 2), "images_per_s": round(len(frame) / seconds, 1)}
         write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **timing,

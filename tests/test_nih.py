@@ -154,6 +154,8 @@ def test_the_pipeline_runs_on_real_nih_images_and_masks_what_nih_does_not_label(
     assert json.loads((nih_run / "preprocess.json").read_text())["n_images"] == 150
     store = np.load(nih_run / "store/images.npy")
     assert store.shape == (150, 32, 32) and store.std() > 10  # real radiographs, the RGBA ones included
+    regions = pd.read_csv(nih_run / "store/regions.csv")  # NIH has no boxes here: gradcam gets a header only
+    assert regions.empty and list(regions.columns) == ["Path", "label", "x0", "y0", "x1", "y1"]
     splits = {name: pd.read_csv(nih_run / f"splits/{name}.csv") for name in ("train", "val", "test")}
     patients = [set(s["patient"]) for s in splits.values()]
     assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])

@@ -78,6 +78,9 @@ def test_store_holds_every_image_once(pipeline):
     assert store.images[:].std() > 10
     metrics = json.loads((pipeline / "metrics/preprocess.json").read_text())
     assert metrics["n_images"] == n_rows and metrics["n_images_skipped"] == 0
+    # the phantoms' ground-truth boxes travel with the store, so gradcam need not track the dataset folder
+    regions = (pipeline / "ds/CheXpert-v1.0-small/regions.csv").read_bytes()
+    assert (pipeline / "store/regions.csv").read_bytes() == regions and len(regions.splitlines()) > 1
 
 
 def test_splits_follow_the_contract(pipeline):
@@ -369,3 +372,44 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
         torch.testing.assert_close(resumed["backbone"][name], value, rtol=0, atol=0, msg=name)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
     assert not checkpoint.exists()  # removed once the stage is done
+
+
+def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp_path):
+    """distributed.nproc_per_node: 2 relaunches pretrain and finetune under torchrun (gloo); rank 0 writes."""
+    import torch
+
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["pretrain"] = {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
+                          "simclr": {"hidden_dim": 32, "dim": 16}}
+    params["finetune"] = {"protocol": "full", "epochs": 1, "min_steps": 0, "batch_size": 9, "evaluations": 1}
+    params["distributed"] = {"nproc_per_node": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    p = ["--params", str(tmp_path / "params.yaml"), "--checkpoints", str(tmp_path / "ck")]
+    pretrain = subprocess.run(
+        [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"), str(pipeline / "splits/train.csv"),
+         str(tmp_path / "simclr.pt"), str(tmp_path / "simclr.json"), str(tmp_path / "simclr.csv"), *p],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    assert "relaunching under torchrun with 2 processes" in pretrain.stdout
+    assert pretrain.stdout.count("x 2 processes") == 1  # rank 0 alone reports
+    assert torch.load(tmp_path / "simclr.pt", weights_only=False)["method"] == "simclr"
+    finetune = subprocess.run(
+        [sys.executable, "-m", "stages.finetune", "simclr", "100", str(pipeline / "store"), str(pipeline / "splits"),
+         str(tmp_path / "simclr.pt"), str(tmp_path / "cell"), str(tmp_path / "cell.json"), str(tmp_path / "cell.csv"),
+         *p], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert finetune.returncode == 0, finetune.stderr[-3000:]
+    predictions = pd.read_csv(tmp_path / "cell/predictions.csv")
+    test = pd.read_csv(pipeline / "splits/test.csv")
+    assert (predictions.loc[predictions["split"] == "test", "row"].to_numpy() == test["row"].to_numpy()).all()
+    assert json.loads((tmp_path / "cell.json").read_text())["protocol"] == "full"
+    assert not list((tmp_path / "ck").glob("*"))
+
+    params["pretrain"]["common"]["batch_size"] = 7  # not a multiple of the 2 processes: one clear error
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    bad = subprocess.run(
+        [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"), str(pipeline / "splits/train.csv"),
+         str(tmp_path / "bad.pt"), str(tmp_path / "bad.json"), str(tmp_path / "bad.csv"), *p],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and not (tmp_path / "bad.pt").exists()
+    assert "error: pretrain: pretrain.common.batch_size 7 does not split evenly across 2 processes" in bad.stderr

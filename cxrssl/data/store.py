@@ -6,6 +6,9 @@ Layout of a store folder::
     index.csv    one row per stored image: row (position in images.npy), the
                  CheXpert columns, patient, study, origin ("train"/"test" table)
     report.json  what was skipped and why, settings, timing
+    regions.csv  the dataset's ground-truth finding boxes (the phantoms'
+                 regions.csv), copied so that gradcam need not track the
+                 dataset folder; only the header for a dataset without boxes
 
 Decoding JPEGs every epoch is the classic bottleneck of chest X-ray training;
 with the store, a batch is an index into a memory map.
@@ -26,7 +29,8 @@ from cxrssl.errors import DataError
 from cxrssl.parallel import process_pool, worker_count
 from cxrssl.progress import progress as progress_bar
 
-IMAGES, INDEX, REPORT = "images.npy", "index.csv", "report.json"
+IMAGES, INDEX, REPORT, REGIONS = "images.npy", "index.csv", "report.json", "regions.csv"
+REGION_COLUMNS = ["Path", "label", "x0", "y0", "x1", "y1"]
 
 _config: PreprocessConfig | None = None
 
