@@ -68,6 +68,13 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_batch_split(batch_size: int, processes: int) -> None:
+    """The global batch must split evenly (SimCLR's gather and MoCo's shuffle need equal shares)."""
+    if batch_size % processes:
+        raise ParamError(f"pretrain.common.batch_size {batch_size} does not split evenly across {processes} "
+                         "processes; make it a multiple of distributed.nproc_per_node x nodes")
+
+
 def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A uint8 batch on the training device: through pinned memory, asynchronously, to a GPU."""
     if device.type == "cuda":
@@ -94,7 +101,8 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
 
     Args:
         method_name: "moco", "simclr", "byol" or "swav".
-        images: (N, S, S) uint8 training images (labels are not used).
+        images: (N, S, S) uint8 training images (labels are not used), a tensor
+            or (with several processes) :class:`cxrssl.distributed.MappedRows`.
         config: shared settings; ``method_config`` the method's own.
         checkpoint: resume file, written every epoch.
         device: defaults to CUDA when available.
@@ -112,10 +120,7 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
                           n_train=len(images)).to(device)
     if method.sync_bn:
         method = distributed.sync_batchnorm(method)
-    world = distributed.world_size()
-    if config.batch_size % world:
-        raise ParamError(f"pretrain.common.batch_size {config.batch_size} does not split evenly across {world} "
-                         "processes; make it a multiple of distributed.nproc_per_node x nodes")
+    check_batch_split(config.batch_size, distributed.world_size())
     steps_per_epoch = len(images) // config.batch_size
     if steps_per_epoch < 1:
         raise ParamError(f"pretrain.common.batch_size {config.batch_size} is larger than the training set "

@@ -147,8 +147,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     history: list[dict] = []
     start_epoch = 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = read_checkpoint(checkpoint, device)
+    if state is not None:
         if state.get("fingerprint") == fingerprint and state.get("total_steps") == total_steps:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -158,9 +158,10 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             if extra_state is not None:
                 extra_state.clear()
                 extra_state.update(state.get("extra_state", {}))
-            print(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
+            log(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
         else:
-            print(f"{stage}: ignoring {checkpoint}, made with other settings")
+            log(f"{stage}: ignoring {checkpoint}, made with other settings")
+        del state
 
     def should_stop() -> bool:
         return stop is not None and bool(distributed.broadcast_object(stop()))
@@ -219,6 +220,27 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         if should_stop():
             break
     return history
+
+
+def log(message: str) -> None:
+    if distributed.is_main():
+        print(message)
+
+
+def read_checkpoint(checkpoint: Path | None, device: torch.device) -> dict | None:
+    """The checkpoint's state, or None. With several processes rank 0 reads it and sends it to all.
+
+    Only rank 0 writes checkpoints, and on several machines the other
+    processes may not see its disk (or may see a stale file): rank 0 decides.
+    """
+    if not distributed.active():
+        if checkpoint is None or not checkpoint.is_file():
+            return None
+        return torch.load(checkpoint, map_location=device, weights_only=False)
+    state = None
+    if distributed.is_main() and checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return distributed.broadcast_object(state)
 
 
 def global_mean(loss: torch.Tensor) -> float:

@@ -68,9 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     if part.empty or val.empty:
         raise DataError(f"{args.splits}: the {args.pct}% train subset or val is empty; check the split stage")
     store = ImageStore(args.store)
-    train_images = torch.from_numpy(store.load(part["row"].to_numpy()))
-    val_images = torch.from_numpy(store.load(val["row"].to_numpy()))
-    test_images = torch.from_numpy(store.load(test["row"].to_numpy()))
+
+    def images(rows):  # several processes read the memory map (one copy in the page cache)
+        if distributed.active():
+            return distributed.MappedRows(store.images, rows)
+        return torch.from_numpy(store.load(rows))
+
+    train_images, val_images, test_images = (images(frame["row"].to_numpy()) for frame in (part, val, test))
     backbone, dim, meta = load_initial(args.initial)
     initial_hash = hashlib.md5(args.initial.read_bytes()).hexdigest()  # a checkpoint resumes only the same start
     stage = f"finetune@{args.init}-{args.pct}"

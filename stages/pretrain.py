@@ -20,7 +20,7 @@ from cxrssl.errors import ParamError
 from cxrssl.io import atomic_file, write_csv, write_json
 from cxrssl.methods import CONFIGS, METHODS, validate_method_config
 from cxrssl.params import from_dict, read_params
-from cxrssl.pretraining import PretrainConfig, pretrain
+from cxrssl.pretraining import PretrainConfig, check_batch_split, pretrain
 from stages._cli import run, start_processes
 
 CHECKPOINTS = Path("checkpoints")
@@ -44,12 +44,15 @@ def main(argv: list[str] | None = None) -> None:
     config = from_dict(PretrainConfig, "pretrain.common", section.get("common"))
     method_config = from_dict(CONFIGS[args.method], f"pretrain.{args.method}", section.get(args.method))
     validate_method_config(args.method, method_config)
+    check_batch_split(config.batch_size, distributed.validate_params(params.get("distributed"))["nproc_per_node"])
     device = start_processes("stages.pretrain", argv, params.get("distributed"))
     if device is None:  # ran under torchrun
         return
 
     rows = read_split(args.train.parent, args.train.stem, ["row"])["row"].to_numpy()
-    images = torch.from_numpy(ImageStore(args.store).load(rows))
+    store = ImageStore(args.store)
+    # several processes read the memory map (one copy in the page cache), one process loads the images
+    images = distributed.MappedRows(store.images, rows) if distributed.active() else torch.from_numpy(store.load(rows))
     checkpoint = args.checkpoints / f"pretrain-{args.method}.ckpt"
     log = print if distributed.is_main() else (lambda *a, **k: None)
     log(f"pretrain@{args.method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "

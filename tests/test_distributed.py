@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ from cxrssl.finetune import FinetuneConfig, finetune
 from cxrssl.methods import CONFIGS, AugmentConfig, build_method
 from cxrssl.models import build_backbone
 from cxrssl.pretraining import PretrainConfig, pretrain
+from cxrssl.train import LoopConfig, fit
 
 WORLD = 2
 B = 4  # images per process
@@ -50,7 +53,8 @@ def _spawn(worker, *args) -> None:
 def _entry(rank: int, worker, port: int, args) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # a short timeout: a regression that leaves one process waiting fails in a minute, not half an hour
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
     try:
         worker(*args)
     finally:
@@ -197,3 +201,53 @@ def test_relaunch_is_skipped_for_one_process(monkeypatch):
     for name in distributed.TORCHRUN_ENV:
         monkeypatch.setenv(name, "0")
     assert distributed.relaunch("stages.pretrain", [], 2) is None  # already under torchrun
+
+
+def _resume_worker(folder: str) -> None:
+    """Rank 0 alone has the checkpoint (disks not shared): every process must resume from it, together."""
+    rank = dist.get_rank()
+    data = torch.arange(16.0).reshape(8, 2)
+
+    def run(checkpoint, stop=None):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 1)
+
+        def batches(generator):
+            order = torch.randperm(8, generator=torch.Generator().manual_seed(generator.initial_seed()))
+            yield data[distributed.shard(order)], 8
+
+        config = LoopConfig(epochs=3, batch_size=8, lr=0.01, amp=False)
+        history = fit(model, lambda x: model(x).pow(2).mean(), batches, 1, config, torch.device("cpu"), checkpoint,
+                      "test", stop=stop)
+        return [h["loss"] for h in history], model.weight.detach().clone()
+
+    straight = run(None)
+    own = Path(folder) / ("ck.pt" if rank == 0 else f"missing-{rank}.pt")
+    run(own, stop=lambda: True)  # rank 0 writes the checkpoint after epoch 1 and all stop
+    resumed = run(own)
+    # an empty slice (fewer images than processes) leaves global BatchNorm finite
+    bn = distributed.sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
+    out = bn(torch.randn(2, 3) if rank == 0 else torch.zeros(0, 3))
+    if rank == 0:
+        torch.save({"straight": straight, "resumed": resumed, "bn": (out.detach(), bn[0].running_mean.clone())},
+                   Path(folder) / "results.pt")
+
+
+def test_ddp_resume_is_rank_0s_and_an_empty_slice_keeps_batchnorm_finite(tmp_path):
+    _spawn(_resume_worker, str(tmp_path))
+    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    (straight_losses, straight_weight), (resumed_losses, resumed_weight) = results["straight"], results["resumed"]
+    assert len(resumed_losses) == 3 and resumed_losses == straight_losses
+    torch.testing.assert_close(resumed_weight, straight_weight, rtol=0, atol=0)
+    out, running_mean = results["bn"]
+    assert torch.isfinite(out).all() and torch.isfinite(running_mean).all()
+
+
+def test_mapped_rows_read_the_store_like_the_loaded_tensor():
+    store = np.arange(5 * 2 * 2, dtype=np.uint8).reshape(5, 2, 2)
+    rows = np.array([4, 0, 2])
+    mapped, loaded = distributed.MappedRows(store, rows), torch.from_numpy(store[rows])
+    assert len(mapped) == 3 and mapped.shape == loaded.shape
+    torch.testing.assert_close(mapped[torch.tensor([2, 0])], loaded[torch.tensor([2, 0])])
+    torch.testing.assert_close(mapped[1:3], loaded[1:3])
+    assert [part.shape[0] for part in mapped.split(2)] == [2, 1]
