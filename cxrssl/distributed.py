@@ -65,6 +65,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def log(message: str) -> None:
+    """print, in rank 0 only (one line per stage, not one per process)."""
+    if is_main():
+        print(message)
+
+
 def under_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_ENV)
 
@@ -110,21 +116,19 @@ def relaunch(module: str, argv: Sequence[str], nproc_per_node: int) -> int | Non
             raise
 
 
-def setup(backend: str = "auto", device: torch.device | None = None) -> torch.device:
+def setup(backend: str = "auto") -> torch.device:
     """Join the process group torchrun describes (if any) and return this process's device.
 
     ``auto`` picks NCCL on CUDA and gloo on the CPU. Each process gets the
     GPU of its LOCAL_RANK.
     """
-    cuda = torch.cuda.is_available() if device is None else device.type == "cuda"
+    cuda = torch.cuda.is_available()
     if not under_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
-        return device or torch.device("cuda" if cuda else "cpu")
-    local_rank = int(os.environ["LOCAL_RANK"])
+        return torch.device("cuda" if cuda else "cpu")
+    device = torch.device("cpu")
     if cuda:
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         chosen = ("nccl" if cuda else "gloo") if backend == "auto" else backend
         dist.init_process_group(chosen, timeout=timedelta(minutes=60))
@@ -161,10 +165,8 @@ class _Gather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(tensor) for _ in range(world_size())]
-        dist.all_gather(parts, tensor.contiguous())
         ctx.n = tensor.shape[0]
-        return torch.cat(parts)
+        return gather_no_grad(tensor)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -221,8 +223,7 @@ def gather_rows(compute: Callable[[slice], torch.Tensor], n: int) -> torch.Tenso
     width = max(b - a for a, b in zip(bounds, bounds[1:]))
     padded = mine.new_zeros((width, *mine.shape[1:]))
     padded[:len(mine)] = mine
-    parts = [torch.empty_like(padded) for _ in range(world_size())]
-    dist.all_gather(parts, padded)
+    parts = gather_no_grad(padded).split(width)
     return torch.cat([part[:b - a] for part, a, b in zip(parts, bounds, bounds[1:])])
 
 
@@ -231,8 +232,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     torch's SyncBatchNorm runs only on GPUs; this one gathers per-process
     counts, means and squared deviations (with gradients) and so also runs
-    on gloo CPU processes. With one
-    process, or in eval mode, it is plain BatchNorm.
+    on gloo CPU processes. With one process, or in eval mode, it is plain
+    BatchNorm.
     """
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
@@ -245,11 +246,12 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         x = input if input.dtype == torch.float64 else input.float()
         dims = [d for d in range(x.dim()) if d != 1]
         c = x.shape[1]
+        shape = [1, c] + [1] * (x.dim() - 2)
         # per process: count, mean and sum of squared deviations (two passes, no cancellation), combined
         # across processes as in Chan et al.'s parallel variance; the gather carries the gradients back
         n_local = torch.full((1,), x.numel() / c, device=x.device)
         mean_local = x.sum(dims) / n_local.clamp(min=1)  # a process with an empty slice adds nothing
-        m2_local = ((x - mean_local.view([1, c] + [1] * (x.dim() - 2))) ** 2).sum(dims)
+        m2_local = ((x - mean_local.view(shape)) ** 2).sum(dims)
         parts = gather(torch.cat([n_local, mean_local, m2_local]).unsqueeze(0))  # (W, 1 + 2C)
         counts, means, m2s = parts[:, :1], parts[:, 1:c + 1], parts[:, c + 1:]
         total = counts.sum()
@@ -262,7 +264,6 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
                 unbiased = var.detach() * total / (total - 1).clamp(min=1)
                 self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
-        shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
@@ -321,6 +322,14 @@ class MappedRows:
 
     def split(self, size: int):
         return tuple(self[slice(start, start + size)] for start in range(0, len(self), size))
+
+
+def load_images(store, rows: np.ndarray):
+    """The store's images at ``rows``: loaded into memory by one process, read through the map by several.
+
+    ``store`` is a :class:`cxrssl.data.store.ImageStore`.
+    """
+    return MappedRows(store.images, rows) if active() else torch.from_numpy(store.load(rows))
 
 
 class LossModule(nn.Module):

@@ -40,7 +40,7 @@ from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
 from cxrssl.params import require
-from cxrssl.train import LoopConfig, autocast, fit
+from cxrssl.train import LoopConfig, autocast, fit, to_device
 from cxrssl.views import ViewSpec, make_view, normalize, to_float
 
 PROTOCOLS = ("full", "linear")
@@ -214,7 +214,7 @@ def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.d
         out = []
         for part in images[rows].split(chunk):
             with autocast(device, amp):
-                out.append(backbone(normalize(to_float(part.to(device)))).float())
+                out.append(backbone(normalize(to_float(to_device(part, device)))).float())
         return torch.cat(out)
 
     return distributed.gather_rows(compute, len(images))
@@ -295,7 +295,7 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
             if linear:
                 x = train_x[mine.to(device)]
             else:
-                x = make_view(to_float(train_images[mine].to(device)), view, augment)
+                x = make_view(to_float(to_device(train_images[mine], device)), view, augment)
             y = y_train[mine.to(device)]
             share = None
             if distributed.active():  # this slice's labels / the global batch's: DDP's mean is then the batch loss

@@ -16,7 +16,7 @@ from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
 from cxrssl.methods.base import Method
 from cxrssl.models import BACKBONES
 from cxrssl.params import require
-from cxrssl.train import LoopConfig, fit
+from cxrssl.train import LoopConfig, fit, to_device
 from cxrssl.views import make_view, normalize, to_float
 
 
@@ -73,13 +73,6 @@ def check_batch_split(batch_size: int, processes: int) -> None:
     if batch_size % processes:
         raise ParamError(f"pretrain.common.batch_size {batch_size} does not split evenly across {processes} "
                          "processes; make it a multiple of distributed.nproc_per_node x nodes")
-
-
-def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A uint8 batch on the training device: through pinned memory, asynchronously, to a GPU."""
-    if device.type == "cuda":
-        return images.pin_memory().to(device, non_blocking=True)
-    return images.to(device)
 
 
 @torch.no_grad()

@@ -75,6 +75,13 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on the training device: through pinned memory, asynchronously, to a GPU."""
+    if device.type == "cuda":
+        return images.pin_memory().to(device, non_blocking=True)
+    return images.to(device)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
@@ -158,9 +165,9 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             if extra_state is not None:
                 extra_state.clear()
                 extra_state.update(state.get("extra_state", {}))
-            log(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
+            distributed.log(f"{stage}: resuming after epoch {start_epoch} from {checkpoint}")
         else:
-            log(f"{stage}: ignoring {checkpoint}, made with other settings")
+            distributed.log(f"{stage}: ignoring {checkpoint}, made with other settings")
         del state
 
     def should_stop() -> bool:
@@ -220,11 +227,6 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         if should_stop():
             break
     return history
-
-
-def log(message: str) -> None:
-    if distributed.is_main():
-        print(message)
 
 
 def read_checkpoint(checkpoint: Path | None, device: torch.device) -> dict | None:

@@ -68,18 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     if part.empty or val.empty:
         raise DataError(f"{args.splits}: the {args.pct}% train subset or val is empty; check the split stage")
     store = ImageStore(args.store)
-
-    def images(rows):  # several processes read the memory map (one copy in the page cache)
-        if distributed.active():
-            return distributed.MappedRows(store.images, rows)
-        return torch.from_numpy(store.load(rows))
-
-    train_images, val_images, test_images = (images(frame["row"].to_numpy()) for frame in (part, val, test))
+    train_images, val_images, test_images = (distributed.load_images(store, frame["row"].to_numpy())
+                                             for frame in (part, val, test))
     backbone, dim, meta = load_initial(args.initial)
     initial_hash = hashlib.md5(args.initial.read_bytes()).hexdigest()  # a checkpoint resumes only the same start
     stage = f"finetune@{args.init}-{args.pct}"
-    log = print if distributed.is_main() else (lambda *a, **k: None)
-    log(f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
+    distributed.log(f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
         f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
         + (f" x {distributed.world_size()} processes" if distributed.active() else ""))
 

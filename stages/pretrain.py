@@ -50,12 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     rows = read_split(args.train.parent, args.train.stem, ["row"])["row"].to_numpy()
-    store = ImageStore(args.store)
-    # several processes read the memory map (one copy in the page cache), one process loads the images
-    images = distributed.MappedRows(store.images, rows) if distributed.active() else torch.from_numpy(store.load(rows))
+    images = distributed.load_images(ImageStore(args.store), rows)
     checkpoint = args.checkpoints / f"pretrain-{args.method}.ckpt"
-    log = print if distributed.is_main() else (lambda *a, **k: None)
-    log(f"pretrain@{args.method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
+    distributed.log(f"pretrain@{args.method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
         f"{config.epochs} epochs, batch {config.batch_size}, on {device}"
           + (f" x {distributed.world_size()} processes" if distributed.active() else ""))
     method, history, summary = pretrain(args.method, images, config, method_config, checkpoint, device)
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(args.plot, pd.DataFrame(history))
     write_json(args.metrics, {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()})
     checkpoint.unlink(missing_ok=True)
-    log(f"pretrain@{args.method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
+    print(f"pretrain@{args.method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
         f"embedding std {summary['embedding_std']:.4f} (uniform {summary['embedding_std_uniform']:.4f}), "
         f"{summary['wall_time_s']:.0f} s")
 
