@@ -1,13 +1,19 @@
-"""Grad-CAM (Selvaraju et al. 2017) for the multi-label classifiers, and how well its maps localise.
+"""Grad-CAM (Selvaraju et al. 2017) and HiResCAM (Draelos & Carin 2020) for the multi-label classifiers,
+and how well their maps localise.
 
 For class k and image x, with ``A`` the target layer's activations (C, h, w)
 and ``y_k`` the raw logit of class k (before the sigmoid)::
 
-    alpha_kc = mean_ij d y_k / d A_cij          cam_k = ReLU(sum_c alpha_kc A_c)
+    Grad-CAM:  alpha_kc = mean_ij d y_k / d A_cij      cam_k = ReLU(sum_c alpha_kc A_c)
+    HiResCAM:                                          cam_k = ReLU(sum_c d y_k / d A_c * A_c)   (elementwise)
 
-upsampled bilinearly to the input's size for display and energy. Each image
-of a batch has its own targets; the model runs in eval mode (batch norm on
-running statistics), so images do not influence each other.
+Grad-CAM averages each channel's gradient over the map before weighting, so a
+location can light up because the channel matters somewhere else; HiResCAM
+keeps the gradient where it is, so its map shows the locations that move the
+logit (for a head right after the layer, both equal CAM). Maps are upsampled
+bilinearly to the input's size for display and energy. Each image of a batch
+has its own targets; the model runs in eval mode (batch norm on running
+statistics), so images do not influence each other.
 
 Localisation against a ground-truth region (the union of the finding's boxes):
 
@@ -39,6 +45,9 @@ from cxrssl.errors import ParamError
 from cxrssl.models import last_conv_block
 from cxrssl.params import require
 
+#: params.yaml ``gradcam.method`` -> the name shown on the figures.
+METHODS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
+
 #: Classes whose phantom finding is a localised region (issue 5's target set).
 LOCALISED = ("Cardiomegaly", "Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Fracture",
              "Support Devices")
@@ -50,6 +59,7 @@ class GradcamConfig:
 
     Attributes:
         pct: the label percent whose classifiers are explained (one of ``label_percents``).
+        method: "gradcam" or "hirescam" (see the module's docstring).
         layer: the target layer: "last" (the backbone's last convolutional
             block) or a module name inside the backbone, such as "layer3".
         per_class: overlays per class and init (a fixed, seeded choice of test
@@ -65,6 +75,7 @@ class GradcamConfig:
     """
 
     pct: int = 100
+    method: str = "hirescam"
     layer: str = "last"
     per_class: int = 2
     seed: int = 0
@@ -75,6 +86,8 @@ class GradcamConfig:
 
     def validate(self) -> None:
         require(1 <= self.pct <= 100, "gradcam.pct", self.pct, "a label percent in 1..100")
+        require(self.method in METHODS, "gradcam.method", self.method,
+                " or ".join(f'"{m}"' for m in METHODS))
         require(bool(self.layer), "gradcam.layer", self.layer, '"last" or a module name such as "layer3"')
         require(0 <= self.per_class <= 100, "gradcam.per_class", self.per_class, "0 to 100")
         require(self.seed >= 0, "gradcam.seed", self.seed, "a non-negative integer")
@@ -95,21 +108,24 @@ def target_layer(backbone: nn.Module, name: str) -> nn.Module:
                          f"such as {', '.join(names)}") from None
 
 
-def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM maps of ``model`` at ``layer``.
+def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+             method: str = "gradcam") -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM (or HiResCAM) maps of ``model`` at ``layer``.
 
     Args:
         model: maps (N, 1, H, W) to logits (N, classes); put in eval mode here.
         layer: a module inside ``model`` whose output (N, C, h, w) is explained.
         images: (N, 1, H, W), as the model takes them.
         targets: (N, T) class indices: T maps per image, each image its own classes.
+        method: "gradcam" or "hirescam".
 
     Returns:
         Maps (N, T, h, w) >= 0 at the layer's resolution (not normalised; see
         :func:`upsample`) and the logits (N, classes), both detached. The hook
         on ``layer`` is removed before returning.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if targets.dim() != 2 or targets.shape[0] != images.shape[0]:
         raise ValueError(f"targets must be (N, T) with N = {images.shape[0]}, got {tuple(targets.shape)}")
     model.eval()
@@ -126,7 +142,7 @@ def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: 
             for t in range(targets.shape[1]):
                 chosen = logits.gather(1, targets[:, t:t + 1].to(logits.device)).sum()
                 (grads,) = torch.autograd.grad(chosen, activations, retain_graph=t + 1 < targets.shape[1])
-                weights = grads.mean(dim=(2, 3), keepdim=True)
+                weights = grads.mean(dim=(2, 3), keepdim=True) if method == "gradcam" else grads
                 maps.append(F.relu((weights * activations).sum(dim=1)).detach())
     finally:
         handle.remove()

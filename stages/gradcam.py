@@ -1,12 +1,14 @@
-"""Stage ``gradcam``: Grad-CAM maps of each init's classifier, scored against the phantoms' ground-truth regions.
+"""Stage ``gradcam``: class activation maps of each init's classifier, scored against the phantoms' regions.
 
     python -m stages.gradcam data/preprocessed data/splits models/finetune \\
         metrics/gradcam.json plots/gradcam plots/gradcam_grid.jpg
 
-For the classifiers at ``gradcam.pct`` (first seed), on the test split:
+HiResCAM or Grad-CAM (``gradcam.method``) at ``gradcam.layer``, for the
+classifiers at ``gradcam.pct`` (first seed), on the test split:
 
-* ``metrics/gradcam.json``: ``{init: {class: {pointing_game, energy_inside,
-  n}}, "center_prior": {class: {...}}}`` over the test images that are
+* ``metrics/gradcam.json``: ``{init: {class: {pointing_game,
+  pointing_game_low, pointing_game_high, energy_inside, n}}, "center_prior":
+  {class: {...}}}`` (the pointing game's Wilson 95% interval) over the test images that are
   positive for the class and have its region drawn (the phantoms'
   ``regions.csv``, which preprocess copies into the store; a dataset without
   boxes gets no scores, only overlays);
@@ -32,6 +34,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
 
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.schema import CLASSES
@@ -41,6 +44,7 @@ from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import load_classifier, macro_auroc
 from cxrssl.gradcam import (
     LOCALISED,
+    METHODS,
     GradcamConfig,
     box_mask,
     center_prior,
@@ -111,7 +115,7 @@ def best_init(finetune: Path, inits: list[str], pct: int, val: pd.DataFrame) -> 
     return best, scores[best]
 
 
-def explain(model, layer, images: np.ndarray, batch_size: int, wanted: list[list[int]] | None = None):
+def explain(model, layer, images: np.ndarray, batch_size: int, method: str, wanted: list[list[int]] | None = None):
     """Yield (start, maps (B, classes, h, w), probabilities (B, classes)) over uint8 images in batches.
 
     ``wanted``: per image, the classes whose maps are needed (the others are
@@ -126,7 +130,7 @@ def explain(model, layer, images: np.ndarray, batch_size: int, wanted: list[list
             rows = [wanted[i] or [0] for i in range(start, start + len(x))]
         width = max(len(r) for r in rows)
         targets = torch.tensor([r + [r[0]] * (width - len(r)) for r in rows])  # padded with a repeat
-        maps, logits = grad_cam(model, layer, x, targets)
+        maps, logits = grad_cam(model, layer, x, targets, method)
         cams = torch.zeros(len(x), len(CLASSES), *maps.shape[-2:])
         cams.scatter_(1, targets[:, :, None, None].expand_as(maps), maps)
         yield start, cams, torch.sigmoid(logits)
@@ -138,9 +142,15 @@ def score(maps: torch.Tensor, masks: torch.Tensor, grown: torch.Tensor) -> tuple
 
 
 def summarise(hits: dict[int, list], energy: dict[int, list]) -> dict:
-    return {CLASSES[k]: {"pointing_game": round(float(np.mean(hits[k])), 4),
-                         "energy_inside": round(float(np.mean(energy[k])), 4), "n": len(hits[k])}
-            for k in sorted(hits)}
+    """Per class: the pointing game's hit rate with its Wilson 95% interval, the mean energy inside, n."""
+    out = {}
+    for k in sorted(hits):
+        interval = binomtest(int(np.sum(hits[k])), len(hits[k])).proportion_ci(0.95, method="wilson")
+        out[CLASSES[k]] = {"pointing_game": round(float(np.mean(hits[k])), 4),
+                           "pointing_game_low": round(float(interval.low), 4),
+                           "pointing_game_high": round(float(interval.high), 4),
+                           "energy_inside": round(float(np.mean(energy[k])), 4), "n": len(hits[k])}
+    return out
 
 
 def save_png(path: Path, picture: np.ndarray) -> None:
@@ -151,7 +161,7 @@ def save_png(path: Path, picture: np.ndarray) -> None:
     path.write_bytes(data.tobytes())
 
 
-def grid_figure(path: Path, rows: list[dict], inits: list[str]) -> None:
+def grid_figure(path: Path, rows: list[dict], inits: list[str], title: str) -> None:
     """Rows of (X-ray, one Grad-CAM per init) for the same images."""
     import matplotlib
 
@@ -179,7 +189,7 @@ def grid_figure(path: Path, rows: list[dict], inits: list[str]) -> None:
                                          fill=False, edgecolor="lime", linewidth=0.8))
             axis.set_xticks([])
             axis.set_yticks([])
-    figure.suptitle("Grad-CAM of each init's classifier (green: ground-truth region)", fontsize=9)
+    figure.suptitle(f"{title} of each init's classifier (green: ground-truth region)", fontsize=9)
     figure.tight_layout()
     with atomic_file(path, "wb") as handle:
         figure.savefig(handle, format="jpg", dpi=90, pil_kwargs={"quality": 88})
@@ -196,7 +206,7 @@ def nih_labels(folder: Path) -> dict[str, str]:
 
 
 def real_overlays(folder: Path, out: Path, model, layer, preprocess: PreprocessConfig, batch_size: int,
-                  label: str) -> int:
+                  method: str, label: str) -> int:
     """Overlays of every radiograph in ``folder``: the map of the most probable finding (not No Finding)."""
     if not folder.is_dir():
         raise ParamError(f"params: gradcam.real_images is {str(folder)!r}; expected a folder of PNG or JPEG images")
@@ -206,7 +216,7 @@ def real_overlays(folder: Path, out: Path, model, layer, preprocess: PreprocessC
     labels = nih_labels(folder)
     images = np.stack([load_and_preprocess(p, preprocess) for p in files])
     findings = [k for k, name in enumerate(CLASSES) if name != "No Finding"]
-    for start, cams, probs in explain(model, layer, images, batch_size):
+    for start, cams, probs in explain(model, layer, images, batch_size, method):
         for j in range(len(cams)):
             i = start + j
             k = max(findings, key=lambda c: float(probs[j, c]))
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
             hits: dict[int, list] = {}
             energy: dict[int, list] = {}
             kept[init] = {}
-            for start, cams, probs in explain(model, layer, images, config.batch_size, wanted):
+            for start, cams, probs in explain(model, layer, images, config.batch_size, config.method, wanted):
                 batch = needed[start:start + len(cams)]
                 pairs = [(j, k) for j, i in enumerate(batch) for k in range(len(labels)) if (i, k) in masks]
                 if pairs:
@@ -294,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                 if boxes:
                     inside = bool(pointing_game(torch.from_numpy(cam)[None], grown[(i, k)][None])[0])
                     hit = "  peak inside" if inside else "  peak outside"
-                lines = [f"{labels[k]}  ({init}, {config.pct}% labels)",
+                lines = [f"{labels[k]}  ({init}, {config.pct}% labels, {METHODS[config.method]})",
                          f"p = {prob:.2f}  label {int(test[labels[k]].iat[i])}{hit}"]
                 save_png(tmp / init / f"{slug(labels[k])}-{int(test['row'].iat[i])}.png",
                          overlay(images[where[i]], cam, boxes, lines))
@@ -313,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             model, _ = load_classifier(sorted((args.finetune / f"{best}-{config.pct}").glob("model-seed*.pt"))[0])
             n_real = real_overlays(Path(config.real_images), tmp / "real", model,
                                    target_layer(model.backbone, config.layer), preprocess, config.batch_size,
-                                   f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})")
+                                   config.method, f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})")
         rows = []
         shown = [k for k in chosen if labels[k] in LOCALISED] or list(chosen)  # other datasets: any class
         for k, name in enumerate(labels):
@@ -325,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
                              "probs": {init: kept[init][(i, k)][1] for init in inits}})
         if not rows:
             raise DataError(f"{args.splits / 'test.csv'}: no test image is positive for any class; nothing to show")
-        grid_figure(args.grid, rows, inits)
+        grid_figure(args.grid, rows, inits, f"{METHODS[config.method]} at {config.layer}")
         write_json(args.metrics, summary)
     if not regions:
         print(f"gradcam: no ground-truth regions ({args.store / REGIONS} has none); overlays only, "
@@ -336,8 +346,8 @@ def main(argv: list[str] | None = None) -> None:
             line = "  ".join(f"{init} {summary[init][name]['pointing_game']:.2f}" for init in [*inits, "center_prior"]
                              if name in summary[init])
             print(f"gradcam: {name:17s} pointing game  {line}  (n={len(hits[k])})")
-    print(f"gradcam: {len(inits)} inits at {config.pct}%, {len(needed)} test images, {n_real} real images, "
-          f"{time.perf_counter() - start_time:.1f} s")
+    print(f"gradcam: {METHODS[config.method]} at {config.layer}, {len(inits)} inits at {config.pct}%, "
+          f"{len(needed)} test images, {n_real} real images, {time.perf_counter() - start_time:.1f} s")
 
 
 if __name__ == "__main__":

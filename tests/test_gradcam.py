@@ -8,6 +8,8 @@ from torch import nn
 from cxrssl.errors import ParamError
 from cxrssl.finetune import Classifier
 from cxrssl.gradcam import (
+    METHODS,
+    GradcamConfig,
     box_mask,
     center_prior,
     energy_inside,
@@ -40,10 +42,11 @@ def squares(positions: list[tuple[int, int]], size: int = 16, side: int = 4) -> 
     return images
 
 
-def test_map_of_a_region_detector_is_the_region_and_each_image_has_its_own():
+@pytest.mark.parametrize("method", list(METHODS))
+def test_map_of_a_region_detector_is_the_region_and_each_image_has_its_own(method):
     model, conv = region_model()
     images = squares([(2, 3), (10, 9)])
-    cams, logits = grad_cam(model, conv, images, torch.tensor([[0, 1], [0, 1]]))
+    cams, logits = grad_cam(model, conv, images, torch.tensor([[0, 1], [0, 1]]), method)
     assert cams.shape == (2, 2, 16, 16) and logits.shape == (2, 2)
     for n, (r, c) in enumerate([(2, 3), (10, 9)]):
         mask = torch.zeros(16, 16, dtype=torch.bool)
@@ -55,14 +58,16 @@ def test_map_of_a_region_detector_is_the_region_and_each_image_has_its_own():
         assert not pointing_game(cams[n:n + 1, 1], mask[None]).item()  # an empty map is a miss
 
 
-def test_map_of_the_last_block_has_the_closed_form_of_a_linear_head():
+@pytest.mark.parametrize("method", list(METHODS))
+def test_map_of_the_last_block_has_the_closed_form_of_a_linear_head(method):
+    # the head right after the block: the gradient is the same at every location, so both methods are CAM
     torch.manual_seed(0)
     backbone, dim = build_backbone("resnet10")
     model = Classifier(backbone, dim).eval()
     layer = last_conv_block(backbone)
     images = torch.randn(3, 1, 64, 64)
     targets = torch.tensor([[2, 5], [0, 13], [7, 7]])
-    cams, logits = grad_cam(model, layer, images, targets)
+    cams, logits = grad_cam(model, layer, images, targets, method)
     captured = []
     handle = layer.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
     with torch.no_grad():
@@ -80,6 +85,44 @@ def test_map_of_the_last_block_has_the_closed_form_of_a_linear_head():
     big = upsample(cams, 64)
     assert big.shape == (3, 2, 64, 64) and big.min() >= 0
     torch.testing.assert_close(big.amax(dim=(2, 3)), cams.amax(dim=(2, 3)))
+
+
+def quadrant_model() -> tuple[nn.Module, nn.Module]:
+    """logit = mean brightness of the top-left quadrant only (16 x 16 images): a later layer ignores the rest."""
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    quadrant = torch.zeros(1, 1, 16, 16)
+    quadrant[..., :8, :8] = 1.0
+
+    class Quadrant(nn.Module):
+        def forward(self, x):
+            return (x * quadrant).mean(dim=(1, 2, 3))[:, None]
+
+    return nn.Sequential(conv, nn.ReLU(), Quadrant()), conv
+
+
+def test_hirescam_shows_only_what_moves_the_logit_and_grad_cam_spreads_it():
+    model, conv = quadrant_model()
+    images = squares([(2, 2)]) + squares([(10, 10)])  # one square the logit sees, one it ignores
+    seen = torch.from_numpy(box_mask([(0.0, 0.0, 0.5, 0.5)], 16))
+    hires, _ = grad_cam(model, conv, images, torch.tensor([[0]]), "hirescam")
+    expected = images[0, 0] * seen / 256  # d logit / d A = quadrant / (16 * 16), times A
+    torch.testing.assert_close(hires[0, 0], expected)
+    assert energy_inside(hires[:, 0], seen[None]).item() == pytest.approx(1.0)
+    grad, _ = grad_cam(model, conv, images, torch.tensor([[0]]), "gradcam")
+    # the channel's mean gradient (1/256 on the 16 seen bright pixels, 0 elsewhere: 1/4096) weights both squares
+    # alike, so half the map lies where the logit is blind
+    torch.testing.assert_close(grad[0, 0], images[0, 0] / 4096)
+    assert energy_inside(grad[:, 0], seen[None]).item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        grad_cam(model, conv, images, torch.tensor([[0]]), "gradcam++")
+
+
+def test_method_is_checked_with_its_key():
+    GradcamConfig().validate()
+    with pytest.raises(ParamError, match=r'gradcam.method is \'gradcam\+\+\'; expected "gradcam" or "hirescam"'):
+        GradcamConfig(method="gradcam++").validate()
 
 
 def test_hooks_are_removed_and_frozen_weights_still_give_maps():

@@ -281,6 +281,13 @@ def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(
         assert cell["n"] == int(test.loc[test[name] == 1, "Path"].isin(drawn).sum()) > 0
         assert 0 <= cell["pointing_game"] <= 1 and 0 <= cell["energy_inside"] <= 1
         assert metrics["simclr"][name]["n"] == cell["n"]
+        for init in metrics:  # the Wilson 95% interval, from its formula
+            p, n = metrics[init][name]["pointing_game"], cell["n"]
+            z = 1.959964
+            centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * np.sqrt(
+                p * (1 - p) / n + z * z / (4 * n * n))
+            assert metrics[init][name]["pointing_game_low"] == pytest.approx(centre - half, abs=1e-4)
+            assert metrics[init][name]["pointing_game_high"] == pytest.approx(centre + half, abs=1e-4)
     overlays = sorted(p.name for p in (tmp_path / "plots/simclr").iterdir())
     assert overlays and overlays == sorted(p.name for p in (tmp_path / "plots/random").iterdir())
     assert len(list((tmp_path / "plots/real").glob("*.png"))) == 150
