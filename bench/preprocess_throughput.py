@@ -2,9 +2,9 @@
 
     python -m bench.preprocess_throughput [phantom_root] [nih_folder]
 
-Phantom JPEGs come from the phantoms stage's output (run ``dvc repro phantoms``
-first); the real images are the 150 NIH ChestX-ray14 PNGs (256 px) in
-../shared/data/nih-cxr14-sample. Results go to bench/results.json.
+Phantom JPEGs come from the phantoms stage's output, read in place from its
+zip archive as the stage does (run ``dvc repro phantoms`` first); the real
+images are the 150 NIH ChestX-ray14 PNGs (256 px) in ../shared/data/nih-cxr14-sample. Results go to bench/results.json.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import pandas as pd
 from PIL import Image
 
 from bench._record import record
+from cxrssl.data import archive
 from cxrssl.data.chexpert import resolve_image
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.store import build_store
 
 REPO = Path(__file__).resolve().parents[1]
-PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small"
+PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small.zip"
 NIH = REPO.parent / "shared/data/nih-cxr14-sample/images"
 
 
@@ -33,7 +34,7 @@ def naive_pil(files: list[str], size: int) -> float:
     start = time.perf_counter()
     out = np.empty((len(files), size, size), np.uint8)
     for i, file in enumerate(files):
-        with Image.open(file) as image:
+        with archive.open_binary(file) as handle, Image.open(handle) as image:
             out[i] = np.asarray(image.convert("L").resize((size, size), Image.BILINEAR))
     return len(files) / (time.perf_counter() - start)
 
@@ -77,9 +78,10 @@ def measure(name: str, files: list[str]) -> dict:
 
 
 def main() -> None:
-    phantom_root = Path(sys.argv[1]) if len(sys.argv) > 1 else PHANTOMS
+    phantom_root = archive.dataset_root(Path(sys.argv[1]) if len(sys.argv) > 1 else PHANTOMS)
     nih = Path(sys.argv[2]) if len(sys.argv) > 2 else NIH
-    table = pd.read_csv(phantom_root / "train.csv").head(3000)
+    with archive.open_binary(phantom_root / "train.csv") as handle:
+        table = pd.read_csv(handle).head(3000)
     phantom_files = [str(resolve_image(phantom_root, p)) for p in table["Path"]]
     nih_files = sorted(str(p) for p in nih.glob("*.png")) * 20  # 3,000 decodes of the 150 files
     record("preprocess_throughput", {

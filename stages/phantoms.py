@@ -1,6 +1,10 @@
 """Stage ``phantoms``: generate the embedded default dataset in CheXpert's format.
 
-    python -m stages.phantoms data/phantoms/CheXpert-v1.0-small
+    python -m stages.phantoms data/phantoms/CheXpert-v1.0-small.zip
+
+An output ending in ``.zip`` is written as a zip archive laid out like
+CheXpert's download (the pipeline's default; ``unzip`` it to look at the
+images); any other output is written as the folder tree itself.
 """
 
 from __future__ import annotations
@@ -9,20 +13,21 @@ import argparse
 import time
 from pathlib import Path
 
+from cxrssl.data.archive import is_archive
 from cxrssl.data.phantoms import PhantomConfig, generate
-from cxrssl.io import atomic_dir
+from cxrssl.io import atomic_dir, atomic_file
 from cxrssl.params import load_section
 from stages._cli import run
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Generate the phantom CheXpert-format dataset.")
-    parser.add_argument("out", type=Path, help="the dataset folder to create")
+    parser.add_argument("out", type=Path, help="the dataset to create: a .zip archive or a folder")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     config = load_section(PhantomConfig, "phantoms", args.params)
     start = time.perf_counter()
-    with atomic_dir(args.out) as tmp:
+    with atomic_file(args.out, "wb") if is_archive(args.out) else atomic_dir(args.out) as tmp:
         summary = generate(config, tmp)
     seconds = time.perf_counter() - start
     n_images = sum(part["n_images"] for part in summary.values())

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrssl.data.archive import dataset_root, exists, read_bytes
 from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import COLUMNS
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> None:
             raise DataError(f"{data.root}: no image could be read (the first problem: {problems[0]})")
         index = frame.assign(row=np.arange(len(frame)))[ok][INDEX_COLUMNS]
         write_csv(tmp / INDEX, index)
-        regions = Path(data.root) / REGIONS  # ground-truth boxes, where the dataset has them (the phantoms)
-        if regions.is_file():
-            shutil.copyfile(regions, tmp / REGIONS)
+        regions = dataset_root(data.root) / REGIONS  # ground-truth boxes, where the dataset has them (phantoms)
+        if exists(regions):
+            (tmp / REGIONS).write_bytes(read_bytes(regions))
         else:
             write_csv(tmp / REGIONS, pd.DataFrame(columns=REGION_COLUMNS))
         seconds = time.perf_counter() - start

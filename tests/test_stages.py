@@ -70,6 +70,73 @@ def test_phantoms_are_deterministic(pipeline, tmp_path):
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
 
 
+def zipped_phantoms(folder: Path) -> Path:
+    """The tiny phantom dataset written as a zip archive, as the pipeline writes it."""
+    out = folder / "CheXpert-v1.0-small.zip"
+    phantoms.main([str(out), "--params", str(write_params(folder))])
+    return out
+
+
+def test_phantoms_zip_is_the_same_tree_laid_out_as_chexpert_ships_it(pipeline, tmp_path):
+    import zipfile
+
+    archive = zipped_phantoms(tmp_path)
+    folder = pipeline / "ds/CheXpert-v1.0-small"
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    with zipfile.ZipFile(archive) as handle:
+        assert sorted(handle.namelist()) == [f"CheXpert-v1.0-small/{f}" for f in files]
+        assert all(handle.read(f"CheXpert-v1.0-small/{f}") == (folder / f).read_bytes() for f in files)
+        assert {i.compress_type for i in handle.infolist()} == {zipfile.ZIP_STORED}
+    again = tmp_path / "again"
+    again.mkdir()
+    assert zipped_phantoms(again).read_bytes() == archive.read_bytes()  # the same draw, the same bytes
+
+
+def test_preprocess_reads_the_zip_in_place_and_stores_the_same_images(pipeline, tmp_path):
+    archive = zipped_phantoms(tmp_path)
+    params = write_params(tmp_path, data__root=str(archive))
+    preprocess.main([str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)])
+    for name in ("images.npy", "index.csv", "regions.csv"):
+        assert (tmp_path / "store" / name).read_bytes() == (pipeline / "store" / name).read_bytes()
+
+
+def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
+    import zipfile
+
+    archive = zipped_phantoms(tmp_path)
+    with zipfile.ZipFile(archive) as handle:
+        member = "CheXpert-v1.0-small/" + pd.read_csv(handle.open("CheXpert-v1.0-small/train.csv"))["Path"][3] \
+            .removeprefix("CheXpert-v1.0-small/")
+        jpeg = handle.read(member)
+    raw = archive.read_bytes()
+    at = raw.index(jpeg) + len(jpeg) // 2
+    archive.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])  # one byte of one image damaged
+
+    def preprocess_error(root) -> str:
+        params = write_params(tmp_path, data__root=str(root))
+        result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
+                            "--params", str(params)], tmp_path)
+        assert result.returncode == 1
+        assert not (tmp_path / "store").exists() and not (tmp_path / "m.json").exists()
+        return result.stderr
+
+    stderr = preprocess_error(archive)
+    assert f"{archive}::{member}: cannot read image (corrupt archive member (Bad CRC-32" in stderr
+    assert f"(listed in {archive}::CheXpert-v1.0-small/train.csv, line 5)" in stderr
+
+    with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(tmp_path / "no-valid.zip", "w") as out:
+        for info in handle.infolist():
+            if not info.filename.endswith("valid.csv"):
+                out.writestr(info, handle.read(info.filename) if info.filename != member else b"")
+    stderr = preprocess_error(tmp_path / "no-valid.zip")
+    assert stderr.strip().endswith(f"data.test_csv: {tmp_path}/no-valid.zip::CheXpert-v1.0-small/valid.csv: "
+                                   "no such file")
+
+    (tmp_path / "not.zip").write_bytes(b"this is not an archive")
+    assert preprocess_error(tmp_path / "not.zip").strip().endswith(
+        f"{tmp_path}/not.zip: not a readable zip archive (File is not a zip file)")
+
+
 def test_store_holds_every_image_once(pipeline):
     store = ImageStore(pipeline / "store")
     n_rows = sum(len(pd.read_csv(pipeline / "ds/CheXpert-v1.0-small" / n)) for n in ("train.csv", "valid.csv"))

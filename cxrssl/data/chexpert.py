@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
+from cxrssl.data import archive
 from cxrssl.data.schema import (
     CLASSES,
     COLUMNS,
@@ -69,11 +71,15 @@ def read_csv_rows(path: Path) -> pd.DataFrame:
     true across blank lines and quoted line breaks, and so that a short row is
     refused instead of being padded with blanks (which would read as negatives).
     """
-    if not path.is_file():
+    if not archive.exists(path):
         raise DataError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        if path.suffix == ".gz":
+            handle = gzip.open(path if archive.split(path) is None else archive.open_binary(path), "rt",
+                               encoding="utf-8-sig", newline="")
+        else:
+            handle = archive.open_text(path)
+        with handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if not header:
@@ -87,7 +93,7 @@ def read_csv_rows(path: Path) -> pd.DataFrame:
                                     f"has {len(header)}")
                 rows.append(row)
                 lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
     frame = pd.DataFrame(rows, columns=[name.strip() for name in header], dtype=str)
     frame["line"] = lines
@@ -197,22 +203,26 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
     """Read a dataset's train table and, when there is one, its test table.
 
     Args:
-        root: the dataset folder (``CheXpert-v1.0-small``).
-        train_csv: the training table, relative to ``root`` or absolute.
+        root: the dataset folder (``CheXpert-v1.0-small``) or zip archive
+            (``CheXpert-v1.0-small.zip``, read in place: see :mod:`cxrssl.data.archive`).
+        train_csv: the training table, relative to the dataset's root or absolute.
         test_csv: the test table (CheXpert's ``valid.csv`` or a user's test split),
             or None when the test set is to be carved out of train by patient.
         report: collects skipped rows, or raises on the first problem.
 
     Returns:
         One frame, with ``origin`` = "train" or "test" naming the table a row came from,
-        ``table`` its CSV file, ``line`` its line there and ``file`` the resolved image path.
+        ``table`` its CSV file, ``line`` its line there and ``file`` the resolved image path
+        (``archive.zip::member`` inside an archive).
     """
-    if not root.is_dir():
-        raise DataError(f"data.root: {root} is not a folder (expected a CheXpert dataset folder)")
+    if not (root.is_dir() or (archive.is_archive(root) and root.is_file())):
+        raise DataError(f"data.root: {root} is not a folder or a .zip file (expected a CheXpert dataset, "
+                        "such as the folder CheXpert-v1.0-small or CheXpert-v1.0-small.zip)")
+    root = archive.dataset_root(root)
     tables = [("train", train_csv)] + ([("test", test_csv)] if test_csv else [])
     frames = []
     for origin, name in tables:
-        if not (root / name).is_file():
+        if not archive.exists(root / name):
             raise DataError(f"data.{origin}_csv: {root / name}: no such file")
         table = read_table(root / name, report)
         table["origin"] = origin

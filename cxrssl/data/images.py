@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cxrssl.data import archive
 from cxrssl.errors import DataError
 from cxrssl.params import require
 
@@ -39,7 +40,7 @@ def load_gray(path: str | Path, target: int | None = None) -> np.ndarray:
     """Read an image as uint8 grayscale.
 
     Args:
-        path: a JPEG or PNG file.
+        path: a JPEG or PNG file, on disk or in a zip archive (``archive.zip::member``).
         target: the side the image will be resized to, if known. A JPEG at least
             4x larger is decoded at 1/2, 1/4 or 1/8 of its size in the DCT
             domain (keeping at least 2x the target), much faster than a full
@@ -51,9 +52,8 @@ def load_gray(path: str | Path, target: int | None = None) -> np.ndarray:
     Raises:
         DataError: missing, empty, truncated or undecodable file.
     """
-    path = Path(path)
     try:
-        data = path.read_bytes()
+        data = archive.read_bytes(path)  # a file, or a member of a zip archive (archive::member)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
     except OSError as error:

@@ -1,6 +1,8 @@
 """The embedded default dataset: generated chest radiographs in CheXpert's exact format.
 
-``generate`` writes a tree that the CheXpert reader reads unchanged::
+``generate`` writes a tree that the CheXpert reader reads unchanged, into a
+folder or, as the pipeline does, into a zip archive laid out like CheXpert's
+own ``CheXpert-v1.0-small.zip`` (everything under ``CheXpert-v1.0-small/``)::
 
     <out>/train.csv  <out>/valid.csv  <out>/regions.csv
     <out>/train/patient00001/study1/view1_frontal.jpg
@@ -18,8 +20,9 @@ every drawn finding (normalised coordinates), for scoring Grad-CAM.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -196,46 +199,85 @@ def _init_worker(settings: dict) -> None:
     cv2.setNumThreads(1)
 
 
-def _render_one(draw: dict) -> list[dict]:
-    """Render and write one image; return its regions as CSV rows."""
+def _render_one(draw: dict) -> tuple[str, bytes, list[dict]]:
+    """Render and encode one image: (its CSV path, the JPEG, its regions as CSV rows)."""
     s = _job_settings
     patient_rng = np.random.default_rng([s["seed"], draw["patient"]])
     patient = phantom_images.sample_patient(patient_rng, draw["sex"], draw["age"])
     image_rng = np.random.default_rng([s["seed"], *draw["seed"]])
     image, regions = phantom_images.render(patient, draw["findings"], draw["view"], image_rng,
                                            s["height"], s["width"], contrast=s["contrast"])
-    target = Path(s["out"]) / Path(draw["path"]).relative_to(DATASET_NAME)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(target), image, [cv2.IMWRITE_JPEG_QUALITY, s["quality"]]):
-        raise OSError(f"{target}: could not write the image")
-    return [{"Path": draw["path"], "label": r.label, "x0": r.box[0], "y0": r.box[1],
-             "x1": r.box[2], "y1": r.box[3]} for r in regions]
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, s["quality"]])
+    if not ok:
+        raise OSError(f"{draw['path']}: could not encode the image")
+    return draw["path"], jpeg.tobytes(), [{"Path": draw["path"], "label": r.label, "x0": r.box[0],
+                                           "y0": r.box[1], "x1": r.box[2], "y1": r.box[3]} for r in regions]
 
 
-def generate(config: PhantomConfig, out: Path, progress: bool = True) -> dict:
-    """Write the whole phantom dataset into the folder ``out`` (which must exist).
+class _FolderWriter:
+    """Files under a folder, by their path inside the dataset."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def write(self, name: str, data: bytes) -> None:
+        target = self.folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+class _ZipWriter:
+    """Members of a zip archive under ``CheXpert-v1.0-small/``, as in the real download. Stored, not
+    deflated (JPEGs do not shrink), with a fixed timestamp so that the same draw gives the same bytes."""
+
+    def __init__(self, handle):
+        self.zip = zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED)
+
+    def write(self, name: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(f"{DATASET_NAME}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        self.zip.writestr(info, data)
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
+    """Write the whole phantom dataset.
+
+    Args:
+        config: what to draw.
+        out: an existing, empty folder to write the tree into, or a binary file
+            object (opened for writing, seekable) to write it into as a zip
+            archive whose members sit under ``CheXpert-v1.0-small/``, like
+            CheXpert's own ``CheXpert-v1.0-small.zip``.
+        progress: show a progress bar.
 
     Returns:
         A summary (counts of patients, studies, images, positives per class).
     """
+    writer = _FolderWriter(Path(out)) if isinstance(out, str | Path) else _ZipWriter(out)
     stats_ = load_stats()
     rng = np.random.default_rng(config.seed)
     train, train_draws = sample_table(rng, config.n_patients, 1, "train", False, stats_)
     valid, valid_draws = sample_table(rng, config.n_valid_patients, config.n_patients + 1,
                                       "valid", True, stats_)
-    settings = {"seed": config.seed, "out": str(out), "height": config.height, "width": config.width,
+    settings = {"seed": config.seed, "height": config.height, "width": config.width,
                 "contrast": config.contrast, "quality": config.jpeg_quality}
     draws = train_draws + valid_draws
     regions: list[dict] = []
     with process_pool(config.workers, _init_worker, (settings,)) as pool:
         results = pool.imap(_render_one, draws, chunksize=16)
-        for rows in progress_bar(results, total=len(draws), desc="phantoms", enabled=progress):
+        for path, jpeg, rows in progress_bar(results, total=len(draws), desc="phantoms", enabled=progress):
+            writer.write(str(PurePosixPath(path).relative_to(DATASET_NAME)), jpeg)
             regions.extend(rows)
 
-    train.to_csv(out / "train.csv", index=False)
-    valid.to_csv(out / "valid.csv", index=False)
-    pd.DataFrame(regions, columns=["Path", "label", "x0", "y0", "x1", "y1"]).to_csv(
-        out / "regions.csv", index=False, float_format="%.4f")
+    writer.write("train.csv", train.to_csv(index=False).encode())
+    writer.write("valid.csv", valid.to_csv(index=False).encode())
+    writer.write("regions.csv", pd.DataFrame(regions, columns=["Path", "label", "x0", "y0", "x1", "y1"]).to_csv(
+        index=False, float_format="%.4f").encode())
+    if isinstance(writer, _ZipWriter):
+        writer.close()
     return {
         name: {
             "n_images": len(table),

@@ -22,8 +22,9 @@ class DataConfig:
     Attributes:
         source: "phantoms" (the generated default), "chexpert" (a real
             download) or "nih" (NIH ChestX-ray14, see :mod:`cxrssl.data.nih`).
-        root: the dataset folder: the phantom stage's output, a
-            ``CheXpert-v1.0``/``CheXpert-v1.0-small`` folder, or an NIH folder.
+        root: the dataset: the phantom stage's output (a zip archive), a
+            ``CheXpert-v1.0``/``CheXpert-v1.0-small`` folder or its ``.zip``
+            as downloaded (read in place), or an NIH folder.
         train_csv: the training table, relative to ``root`` or absolute
             (CheXpert's ``train.csv``, a user's ``train_split.csv``, or NIH's
             ``Data_Entry_2017_v2020.csv``, which holds train and test).
@@ -35,21 +36,21 @@ class DataConfig:
     """
 
     source: str = "phantoms"
-    root: str = "data/phantoms/CheXpert-v1.0-small"
+    root: str = "data/phantoms/CheXpert-v1.0-small.zip"
     train_csv: str = "train.csv"
     test_csv: str | None = "valid.csv"
     skip_invalid: bool = False
 
     def validate(self, section: str = "data") -> None:
         require(self.source in SOURCES, f"{section}.source", self.source, f"one of {', '.join(SOURCES)}")
-        require(bool(self.root), f"{section}.root", self.root, "a dataset folder")
+        require(bool(self.root), f"{section}.root", self.root, "a dataset folder or .zip file")
         require(bool(self.train_csv), f"{section}.train_csv", self.train_csv, "a CSV file name")
 
 
 def read_source(config: DataConfig, report: Report) -> pd.DataFrame:
     """Read and validate the configured dataset's tables (see :func:`read_dataset`)."""
     root = Path(config.root)
-    if config.source == "phantoms" and not root.is_dir():
+    if config.source == "phantoms" and not root.exists():
         raise DataError(f"data.root: {root} does not exist; the phantom dataset is made by "
                         "the phantoms stage (dvc repro phantoms)")
     if config.source == "nih":
