@@ -79,6 +79,8 @@ def atomic_file(final: str | Path, mode: str = "w") -> Iterator:
     """Open a temporary file beside ``final``; rename it into place when the block succeeds."""
     final = Path(final)
     _parent_ready(final)
+    if final.is_dir():  # checked before the work, not after it
+        raise CxrsslError(f"{final}: exists and is a folder")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     except OSError as error:

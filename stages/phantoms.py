@@ -13,7 +13,6 @@ import argparse
 import time
 from pathlib import Path
 
-from cxrssl.data.archive import is_archive
 from cxrssl.data.phantoms import PhantomConfig, generate
 from cxrssl.io import atomic_dir, atomic_file
 from cxrssl.params import load_section
@@ -27,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = load_section(PhantomConfig, "phantoms", args.params)
     start = time.perf_counter()
-    with atomic_file(args.out, "wb") if is_archive(args.out) else atomic_dir(args.out) as tmp:
+    into_zip = args.out.suffix.lower() == ".zip"  # an existing folder of that name is an error, not replaced
+    with atomic_file(args.out, "wb") if into_zip else atomic_dir(args.out) as tmp:
         summary = generate(config, tmp)
     seconds = time.perf_counter() - start
     n_images = sum(part["n_images"] for part in summary.values())

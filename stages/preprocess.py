@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
 
     report = Report(skip=data.skip_invalid)
     frame = read_source(data, report)
+    regions_file = dataset_root(data.root, data.train_csv) / REGIONS  # ground-truth boxes (the phantoms have them)
+    try:
+        regions = read_bytes(regions_file) if exists(regions_file) else None
+    except OSError as error:
+        raise DataError(f"{regions_file}: cannot read it ({error.strerror})") from None
     rows_skipped = len(report.problems)
     start = time.perf_counter()
     with atomic_dir(args.out) as tmp:
@@ -50,9 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             raise DataError(f"{data.root}: no image could be read (the first problem: {problems[0]})")
         index = frame.assign(row=np.arange(len(frame)))[ok][INDEX_COLUMNS]
         write_csv(tmp / INDEX, index)
-        regions = dataset_root(data.root) / REGIONS  # ground-truth boxes, where the dataset has them (phantoms)
-        if exists(regions):
-            (tmp / REGIONS).write_bytes(read_bytes(regions))
+        if regions is not None:
+            (tmp / REGIONS).write_bytes(regions)
         else:
             write_csv(tmp / REGIONS, pd.DataFrame(columns=REGION_COLUMNS))
         seconds = time.perf_counter() - start

@@ -6,6 +6,7 @@ import zipfile
 import pytest
 
 from cxrssl.data import archive
+from cxrssl.errors import DataError
 
 
 def make_zip(path, members: dict[str, bytes]):
@@ -52,3 +53,82 @@ def test_each_process_reads_through_its_own_handle(tmp_path):
     for i, got in enumerate(results):
         assert got == [members[n] for n in names[i::4] * 5]
     archive.close_all()
+
+
+def test_a_folder_whose_name_holds_the_separator_is_a_plain_path(tmp_path):
+    folder = tmp_path / "odd::dir"
+    folder.mkdir()
+    (folder / "train.csv").write_bytes(b"z")
+    assert archive.split(folder / "train.csv") is None and archive.read_bytes(folder / "train.csv") == b"z"
+    assert archive.dataset_root(folder) == folder
+    named = tmp_path / "a::b.zip"
+    make_zip(named, {"D/train.csv": b"w"})
+    assert archive.split(f"{named}::D/train.csv") == (str(named), "D/train.csv")
+    assert archive.read_bytes(archive.dataset_root(named) / "train.csv") == b"w"
+    (tmp_path / "folder.zip").mkdir()
+    assert not archive.is_archive(tmp_path / "folder.zip")
+
+
+def test_the_root_is_found_beside_macos_junk_and_loose_files(tmp_path):
+    members = {"CheXpert-v1.0-small/train.csv": b"t", "CheXpert-v1.0-small/train/p/s/v.jpg": b"j",
+               "__MACOSX/CheXpert-v1.0-small/._train.csv": b"junk", "README.txt": b"r"}
+    path = make_zip(tmp_path / "mac.zip", members)
+    assert str(archive.dataset_root(path, "train.csv")) == f"{path}::CheXpert-v1.0-small"
+    assert str(archive.dataset_root(path)) == f"{path}::"  # README.txt at the top: no single folder
+    del members["README.txt"]
+    tidy = make_zip(tmp_path / "m2.zip", members)
+    assert str(archive.dataset_root(tidy)) == f"{tidy}::CheXpert-v1.0-small"
+
+
+def test_damaged_deflated_and_encrypted_members_are_oserrors_naming_them(tmp_path):
+    path = tmp_path / "d.zip"
+    payload = bytes(range(256)) * 400
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("D/a.bin", payload)
+        handle.writestr("D/b.bin", payload[::-1])
+    with zipfile.ZipFile(path) as handle:
+        info = handle.getinfo("D/a.bin")
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw = bytearray(path.read_bytes())
+    raw[start] ^= 0xFF  # the first byte of the deflate stream
+    path.write_bytes(bytes(raw))
+    with pytest.raises(OSError, match=r"damaged or unreadable archive member") as caught:
+        archive.read_bytes(f"{path}::D/a.bin")
+    assert caught.value.filename == f"{path}::D/a.bin"
+    assert archive.read_bytes(f"{path}::D/b.bin") == payload[::-1]
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as handle:
+        info = handle.getinfo("D/b.bin")
+    raw[info.header_offset + 6] |= 0x01  # the local header's "encrypted" flag
+    raw[raw.rindex(b"PK\x01\x02") + 8] |= 0x01  # and the central directory's (b.bin's entry is the last)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(OSError, match=r"damaged or unreadable archive member .*encrypted"):
+        archive.read_bytes(f"{path}::D/b.bin")
+
+
+def test_a_rewritten_or_removed_archive_is_read_afresh(tmp_path):
+    path = make_zip(tmp_path / "r.zip", {"D/t.csv": b"old"})
+    assert archive.read_bytes(f"{path}::D/t.csv") == b"old"
+    make_zip(tmp_path / "new.zip", {"E/t.csv": b"new"}).replace(path)
+    assert archive.read_bytes(f"{path}::E/t.csv") == b"new" and not archive.exists(f"{path}::D/t.csv")
+    path.unlink()
+    with pytest.raises(DataError, match="no such file"):
+        archive.exists(f"{path}::E/t.csv")
+    archive.close_all()
+
+
+def test_a_failed_zip_write_closes_the_archive_while_its_file_is_open(tmp_path):
+    import gc
+    import warnings
+
+    from cxrssl.data.phantoms import _ZipWriter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unraisable error in ZipFile.__del__ would surface here
+        with open(tmp_path / "x.zip", "wb") as handle:
+            with pytest.raises(KeyError), _ZipWriter(handle) as writer:
+                writer.write("a.jpg", b"x")
+                raise KeyError("stop")
+        gc.collect()
+    with zipfile.ZipFile(tmp_path / "x.zip") as done:
+        assert done.namelist() == ["CheXpert-v1.0-small/a.jpg"]

@@ -121,7 +121,7 @@ def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
         return result.stderr
 
     stderr = preprocess_error(archive)
-    assert f"{archive}::{member}: cannot read image (corrupt archive member (Bad CRC-32" in stderr
+    assert f"{archive}::{member}: cannot read image (damaged or unreadable archive member (Bad CRC-32" in stderr
     assert f"(listed in {archive}::CheXpert-v1.0-small/train.csv, line 5)" in stderr
 
     with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(tmp_path / "no-valid.zip", "w") as out:
@@ -131,6 +131,30 @@ def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
     stderr = preprocess_error(tmp_path / "no-valid.zip")
     assert stderr.strip().endswith(f"data.test_csv: {tmp_path}/no-valid.zip::CheXpert-v1.0-small/valid.csv: "
                                    "no such file")
+
+    with zipfile.ZipFile(zipped_phantoms(tmp_path)) as handle, \
+            zipfile.ZipFile(tmp_path / "deflated.zip", "w", zipfile.ZIP_DEFLATED) as out:
+        for info in handle.infolist():  # downloads are deflated; damage one image's stream
+            data = handle.read(info.filename)
+            out.writestr(info.filename, data[:200] + bytes(4000) + data[200:] if info.filename == member else data,
+                         zipfile.ZIP_DEFLATED)
+    raw = bytearray((tmp_path / "deflated.zip").read_bytes())
+    with zipfile.ZipFile(tmp_path / "deflated.zip") as handle:
+        info = handle.getinfo(member)
+    raw[info.header_offset + 30 + len(info.filename) + len(info.extra)] ^= 0xFF
+    (tmp_path / "deflated.zip").write_bytes(bytes(raw))
+    stderr = preprocess_error(tmp_path / "deflated.zip")
+    assert f"deflated.zip::{member}: cannot read image (damaged or unreadable archive member (" in stderr
+    assert "Traceback" not in stderr and sum(line.startswith("error:") for line in stderr.splitlines()) == 1
+
+    with zipfile.ZipFile(zipped_phantoms(tmp_path)) as handle:
+        regions = handle.read("CheXpert-v1.0-small/regions.csv")
+    raw = zipped_phantoms(tmp_path).read_bytes()
+    at = raw.index(regions) + 40
+    (tmp_path / "CheXpert-v1.0-small.zip").write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+    assert preprocess_error(tmp_path / "CheXpert-v1.0-small.zip").strip().endswith(
+        f"{tmp_path}/CheXpert-v1.0-small.zip::CheXpert-v1.0-small/regions.csv: cannot read it (damaged or "
+        "unreadable archive member (Bad CRC-32 for file 'CheXpert-v1.0-small/regions.csv'))")
 
     (tmp_path / "not.zip").write_bytes(b"this is not an archive")
     assert preprocess_error(tmp_path / "not.zip").strip().endswith(

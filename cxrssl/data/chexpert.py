@@ -218,7 +218,7 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
     if not (root.is_dir() or (archive.is_archive(root) and root.is_file())):
         raise DataError(f"data.root: {root} is not a folder or a .zip file (expected a CheXpert dataset, "
                         "such as the folder CheXpert-v1.0-small or CheXpert-v1.0-small.zip)")
-    root = archive.dataset_root(root)
+    root = archive.dataset_root(root, train_csv)
     tables = [("train", train_csv)] + ([("test", test_csv)] if test_csv else [])
     frames = []
     for origin, name in tables:

@@ -220,6 +220,12 @@ class _FolderWriter:
     def __init__(self, folder: Path):
         self.folder = folder
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
     def write(self, name: str, data: bytes) -> None:
         target = self.folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -238,8 +244,17 @@ class _ZipWriter:
         info.external_attr = 0o644 << 16
         self.zip.writestr(info, data)
 
-    def close(self) -> None:
-        self.zip.close()
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *rest) -> None:
+        """Close the archive while its file is still open; after a failure the file is thrown away, so an
+        error writing the member table then is not worth a second report."""
+        try:
+            self.zip.close()
+        except (OSError, ValueError):
+            if kind is None:
+                raise
 
 
 def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
@@ -266,18 +281,15 @@ def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
                 "contrast": config.contrast, "quality": config.jpeg_quality}
     draws = train_draws + valid_draws
     regions: list[dict] = []
-    with process_pool(config.workers, _init_worker, (settings,)) as pool:
+    with writer, process_pool(config.workers, _init_worker, (settings,)) as pool:
         results = pool.imap(_render_one, draws, chunksize=16)
         for path, jpeg, rows in progress_bar(results, total=len(draws), desc="phantoms", enabled=progress):
             writer.write(str(PurePosixPath(path).relative_to(DATASET_NAME)), jpeg)
             regions.extend(rows)
-
-    writer.write("train.csv", train.to_csv(index=False).encode())
-    writer.write("valid.csv", valid.to_csv(index=False).encode())
-    writer.write("regions.csv", pd.DataFrame(regions, columns=["Path", "label", "x0", "y0", "x1", "y1"]).to_csv(
-        index=False, float_format="%.4f").encode())
-    if isinstance(writer, _ZipWriter):
-        writer.close()
+        writer.write("train.csv", train.to_csv(index=False).encode())
+        writer.write("valid.csv", valid.to_csv(index=False).encode())
+        writer.write("regions.csv", pd.DataFrame(regions, columns=["Path", "label", "x0", "y0", "x1", "y1"]).to_csv(
+            index=False, float_format="%.4f").encode())
     return {
         name: {
             "n_images": len(table),
