@@ -39,7 +39,7 @@ from scipy.stats import binomtest
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split
-from cxrssl.data.store import REGIONS, ImageStore
+from cxrssl.data.store import REGION_COLUMNS, REGIONS, ImageStore
 from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import load_classifier, macro_auroc
 from cxrssl.gradcam import (
@@ -73,7 +73,7 @@ def read_regions(path: Path, test: pd.DataFrame) -> dict[tuple[int, int], list[t
     if not path.is_file():
         return {}
     regions = pd.read_csv(path)
-    missing = [c for c in ("Path", "label", "x0", "y0", "x1", "y1") if c not in regions.columns]
+    missing = [c for c in REGION_COLUMNS if c not in regions.columns]
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r}; regenerate the phantoms")
     unknown = sorted(set(regions["label"]) - set(CLASSES))

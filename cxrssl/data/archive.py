@@ -148,8 +148,3 @@ def open_binary(ref: str | Path) -> BinaryIO:
     if split(ref) is None:
         return open(ref, "rb")
     return io.BytesIO(read_bytes(ref))
-
-
-def open_text(ref: str | Path) -> io.TextIOWrapper:
-    """A text file object (UTF-8, BOM skipped, newlines untranslated for the csv module)."""
-    return io.TextIOWrapper(open_binary(ref), encoding="utf-8-sig", newline="")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import zipfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -74,12 +74,8 @@ def read_csv_rows(path: Path) -> pd.DataFrame:
     if not archive.exists(path):
         raise DataError(f"{path}: no such file")
     try:
-        if path.suffix == ".gz":
-            handle = gzip.open(path if archive.split(path) is None else archive.open_binary(path), "rt",
-                               encoding="utf-8-sig", newline="")
-        else:
-            handle = archive.open_text(path)
-        with handle:
+        with archive.open_binary(path) as raw, io.TextIOWrapper(gzip.open(raw) if path.suffix == ".gz" else raw,
+                                                               encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if not header:
@@ -93,7 +89,7 @@ def read_csv_rows(path: Path) -> pd.DataFrame:
                                     f"has {len(header)}")
                 rows.append(row)
                 lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError, zipfile.BadZipFile) as error:
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
     frame = pd.DataFrame(rows, columns=[name.strip() for name in header], dtype=str)
     frame["line"] = lines

@@ -32,6 +32,7 @@ from scipy import stats
 from cxrssl.data import phantom_images
 from cxrssl.data.label_stats import NO_FINDING_EXCLUDES, load_stats
 from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, UNCERTAIN
+from cxrssl.data.store import REGION_COLUMNS
 from cxrssl.parallel import process_pool
 from cxrssl.params import require
 from cxrssl.progress import progress as progress_bar
@@ -288,7 +289,7 @@ def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
             regions.extend(rows)
         writer.write("train.csv", train.to_csv(index=False).encode())
         writer.write("valid.csv", valid.to_csv(index=False).encode())
-        writer.write("regions.csv", pd.DataFrame(regions, columns=["Path", "label", "x0", "y0", "x1", "y1"]).to_csv(
+        writer.write("regions.csv", pd.DataFrame(regions, columns=REGION_COLUMNS).to_csv(
             index=False, float_format="%.4f").encode())
     return {
         name: {
