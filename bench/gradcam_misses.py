@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from bench._record import record
-from cxrssl.data.schema import CLASSES
+from cxrssl.data.schema import CLASSES, REGIONS
 from cxrssl.data.splits import read_split
-from cxrssl.data.store import REGIONS, ImageStore
+from cxrssl.data.store import ImageStore
 from cxrssl.finetune import load_classifier
 from cxrssl.gradcam import GradcamConfig, box_mask, peaks, target_layer
 from cxrssl.params import load_section

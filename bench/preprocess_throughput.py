@@ -22,7 +22,7 @@ from bench._record import record
 from cxrssl.data import archive
 from cxrssl.data.chexpert import resolve_image
 from cxrssl.data.images import PreprocessConfig
-from cxrssl.data.store import build_store
+from cxrssl.data.writer import build_store
 
 REPO = Path(__file__).resolve().parents[1]
 PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small.zip"
@@ -41,7 +41,7 @@ def naive_pil(files: list[str], size: int) -> float:
 
 def pool_start_s(workers: int) -> float:
     """Seconds to start the stage's process pool (included in every store figure)."""
-    from cxrssl.data.store import _init_worker
+    from cxrssl.data.writer import _init_worker
     from cxrssl.parallel import process_pool
 
     start = time.perf_counter()

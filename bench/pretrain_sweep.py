@@ -39,8 +39,8 @@ from cxrssl.data.splits import subset
 from cxrssl.data.store import ImageStore
 from cxrssl.finetune import backbone_features, per_class_auroc
 from cxrssl.methods import CONFIGS
-from cxrssl.models import build_backbone
-from cxrssl.pretraining import PretrainConfig, pick_device, pretrain
+from cxrssl.models import build_backbone, pick_device
+from cxrssl.pretraining import PretrainConfig, pretrain
 from cxrssl.train import LoopConfig, autocast, fit
 from cxrssl.views import ViewSpec, make_view, normalize, to_float
 

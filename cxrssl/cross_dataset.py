@@ -23,13 +23,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrssl.cells import SCORE_COLUMNS, model_files
 from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.sources import DataConfig, read_source
 from cxrssl.data.splits import apply_policy
-from cxrssl.data.store import build_store
+from cxrssl.data.writer import build_store
 from cxrssl.errors import DataError
+from cxrssl.evaluation import EvaluateConfig, evaluate_cell
+from cxrssl.finetune import load_classifier, predict
+from cxrssl.models import pick_device
 
 
 class CrossDatasetConfig(DataConfig):
@@ -54,7 +58,7 @@ def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size
         frame = frame[frame["origin"] == "test"].reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="cxrssl-cross-") as tmp:
         listed_in = [f"{table}, line {line}" for table, line in zip(frame["table"], frame["line"])]
-        ok, problems = build_store(frame["file"].tolist(), Path(tmp), replace(preprocess, size=size),
+        ok, problems = build_store(frame["file"].tolist(), Path(tmp), replace(preprocess, image_size=size),
                                    preprocess.workers, config.skip_invalid, progress=False, listed_in=listed_in)
         images = np.load(Path(tmp) / "images.npy")[ok]
     report.problems.extend(problems)
@@ -76,17 +80,40 @@ def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size
 def external_predictions(cell_predictions: pd.DataFrame, models: dict[int, torch.nn.Module], images: np.ndarray,
                          device: torch.device, amp: bool) -> pd.DataFrame:
     """The cell's own val predictions (for its thresholds) and each seed model's scores of the external images."""
-    from cxrssl.finetune import predict
-
-    columns = [f"score:{c}" for c in CLASSES]
     parts = [cell_predictions[cell_predictions["split"] == "val"]]
     tensor = torch.from_numpy(images)
     for seed, model in models.items():
         scores = predict(model, tensor, device, amp)
-        part = pd.DataFrame(scores, columns=columns)
+        part = pd.DataFrame(scores, columns=SCORE_COLUMNS)
         part.insert(0, "patient", "")
         part.insert(0, "row", np.arange(len(images)))
         part.insert(0, "seed", seed)
         part.insert(0, "split", "test")
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def score_cells(config: CrossDatasetConfig, preprocess: PreprocessConfig, finetune: Path,
+                cells: dict[str, pd.DataFrame], val: pd.DataFrame, evaluate: EvaluateConfig,
+                log=print) -> dict:
+    """Every cell's classifiers scored on the external dataset: ``{"dataset": {...}, init: {pct: {...}}}``.
+
+    Args:
+        cells: ``{"<init>-<pct>": the cell's predictions.csv}``; the models are
+            read from ``finetune/<cell>/``.
+        val: the training data's val split (the cells' thresholds come from it).
+    """
+    models = {cell: model_files(finetune / cell) for cell in cells}
+    first = next(iter(models.values()))
+    size = int(load_classifier(next(iter(first.values())))[1]["image_size"])
+    external, images, about = load_external(config, preprocess, size)
+    log(f"evaluate: cross-dataset {config.source} at {config.root}: {len(external)} images, classes "
+        f"{', '.join(about['labelled_classes'])}")
+    device = pick_device()
+    out: dict = {"dataset": about}
+    for cell, paths in models.items():
+        init, pct = cell.rsplit("-", 1)
+        loaded = {seed: load_classifier(path)[0] for seed, path in paths.items()}
+        predictions = external_predictions(cells[cell], loaded, images, device, amp=True)
+        out.setdefault(init, {})[pct], _ = evaluate_cell(predictions, val, external, evaluate)
+    return out

@@ -71,18 +71,27 @@ def log(message: str) -> None:
         print(message)
 
 
+def describe() -> str:
+    """`` x N processes`` with several processes, else nothing: for a stage's first line."""
+    return f" x {world_size()} processes" if active() else ""
+
+
 def under_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_ENV)
 
 
 def validate_params(section: dict | None) -> dict:
     """params.yaml ``distributed``: ``nproc_per_node`` (>= 1) and ``backend`` (auto, nccl, gloo)."""
-    section = dict(section or {})
+    if not isinstance(section, dict):
+        raise ParamError("params: missing section distributed" if section is None
+                         else "params: distributed must be a mapping of keys to values")
     unknown = set(section) - {"nproc_per_node", "backend"}
     if unknown:
-        raise ParamError(f"distributed: unknown key(s) {', '.join(sorted(unknown))}; expected nproc_per_node, backend")
-    section.setdefault("nproc_per_node", 1)
-    section.setdefault("backend", "auto")
+        raise ParamError(f"params: unknown key distributed.{sorted(unknown)[0]}; distributed takes backend, "
+                         "nproc_per_node")
+    for key in ("backend", "nproc_per_node"):
+        if key not in section:
+            raise ParamError(f"params: missing key distributed.{key}")
     n = section["nproc_per_node"]
     require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, "distributed.nproc_per_node", n,
             "a positive integer")
@@ -133,6 +142,24 @@ def setup(backend: str = "auto") -> torch.device:
         chosen = ("nccl" if cuda else "gloo") if backend == "auto" else backend
         dist.init_process_group(chosen, timeout=timedelta(minutes=60))
     return device
+
+
+def start(module: str, argv: Sequence[str] | None, section: dict | None) -> torch.device | None:
+    """The processes params.yaml's ``distributed`` section asks for; this process's device.
+
+    With ``nproc_per_node`` > 1 and not started by torchrun, the stage runs
+    again under torchrun and None is returned once it has succeeded (the
+    caller returns); its failure exits with torchrun's status.
+    """
+    config = validate_params(section)
+    status = relaunch(module, sys.argv[1:] if argv is None else argv, config["nproc_per_node"])
+    if status is None:
+        return setup(config["backend"])
+    if status:
+        print(f"error: {module}: its {config['nproc_per_node']} processes under torchrun failed (exit status "
+              f"{status}); their messages are above", file=sys.stderr)
+        sys.exit(status)
+    return None
 
 
 def cleanup() -> None:

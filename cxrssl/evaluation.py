@@ -1,4 +1,4 @@
-"""The study's evaluation of one fine-tuned cell (init, label percent) on the test split.
+"""The study's evaluation of one fine-tuned cell (init, label percent), on val and on test.
 
 Per class: AUROC, average precision, and F1 and Cohen's kappa at the
 F1-optimal threshold chosen on val; macro means over the classes with both
@@ -8,6 +8,10 @@ macro mean); ``auroc_5`` over the CheXpert competition
 classes. Each value comes with a 95% bootstrap interval, resampling test
 patients. With several fine-tuning seeds, each metric is the mean over seeds
 (``*_sd`` their standard deviation), and each resample is scored the same way.
+
+The same AUROC and AP are computed on val (resampling val patients): every
+choice of the study (defaults, variants) is made on those; test is read once,
+for the configuration chosen.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from cxrssl.metrics import auroc_ap, f1_kappa, f1_threshold, interval, patient_b
 from cxrssl.params import require
 
 METRICS = ("auroc", "ap", "f1", "kappa")
+VAL_METRICS = ("auroc", "ap")  # F1 and kappa on val would be scored at thresholds val itself chose
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,10 @@ class EvaluateConfig:
             cell's classifier is also scored on (:mod:`cxrssl.cross_dataset`).
     """
 
-    bootstrap: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-    cross_dataset: dict | None = None
+    bootstrap: int
+    confidence: float
+    seed: int
+    cross_dataset: dict | None
 
     def validate(self) -> None:
         require(self.bootstrap >= 10, "evaluate.bootstrap", self.bootstrap, "an integer >= 10")
@@ -54,7 +59,7 @@ def _labels(frame: pd.DataFrame) -> np.ndarray:
 
 def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, config: EvaluateConfig
                   ) -> tuple[dict, pd.DataFrame]:
-    """Metrics of one cell.
+    """Metrics of one cell, on test and on val.
 
     Args:
         predictions: the finetune stage's predictions.csv (split, seed, row, score:<class>...).
@@ -62,64 +67,105 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
 
     Returns:
         The macro summary (for metrics/evaluate.json) and a per-class table.
+        Test metrics are the plain keys (``auroc_macro``, ``auroc_macro_low``,
+        ...); the val split's AUROC and AP, with intervals from resampling val
+        patients, are the same keys prefixed ``val_``: what variants are
+        compared and chosen on. F1 and kappa are not given on val, whose labels
+        chose their thresholds.
     """
     seeds = sorted(predictions["seed"].unique())
-    weights = np.vstack([np.ones((1, len(test))),
-                         patient_bootstrap(test["patient"].to_numpy(), config.bootstrap, config.seed)])
     y_val, y_test = _labels(val), _labels(test)
     scores = {seed: _scores(predictions, seed, val, test) for seed in seeds}  # (val, test) score matrices
-    # values[metric][class] -> (seeds, 1 + B) array
-    values = {m: {} for m in METRICS}
-    thresholds = {}
-    notes = {}
+    thresholds, notes = {}, {}
     for k, name in enumerate(CLASSES):
-        keep = ~np.isnan(y_test[:, k])
-        y = y_test[keep, k]
-        if not keep.any():
-            notes[name] = f"no test image has a {name} label (the test data do not label it): left out"
-            continue
-        if np.isnan(y_val[:, k]).all():
-            notes[name] = f"no val image has a {name} label (the training data do not label it): left out"
-            continue
-        if y.sum() == 0 or y.sum() == len(y):
-            notes[name] = f"test has no {'positive' if y.sum() == 0 else 'negative'} {name} label: left out"
-            continue
-        per_seed = {m: [] for m in METRICS}
-        thresholds[name] = []
         keep_val = ~np.isnan(y_val[:, k])
-        for seed in seeds:
-            scores_val, scores_test = scores[seed][0][:, k], scores[seed][1][:, k]
-            threshold = f1_threshold(y_val[keep_val, k], scores_val[keep_val])
-            if np.isnan(threshold):
-                threshold = 0.5
-                notes[name] = f"val has no positive {name} label: F1 and kappa use threshold 0.5"
-            thresholds[name].append(threshold)
-            w, s = weights[:, keep], scores_test[keep]
-            roc, ap = auroc_ap(y, s, w)
-            per_seed["auroc"].append(roc)
-            per_seed["ap"].append(ap)
-            f1, kappa = f1_kappa(y, s, threshold, w)
-            per_seed["f1"].append(f1)
-            per_seed["kappa"].append(kappa)
-        for m in METRICS:
-            values[m][name] = np.array(per_seed[m])
+        if not keep_val.any():
+            continue
+        thresholds[name] = [f1_threshold(y_val[keep_val, k], scores[seed][0][keep_val, k]) for seed in seeds]
+        if np.isnan(thresholds[name]).any():
+            thresholds[name] = [0.5 if np.isnan(t) else t for t in thresholds[name]]
+            notes[name] = f"val has no positive {name} label: F1 and kappa use threshold 0.5"
+    test_values, test_notes = _per_class(y_test, {seed: scores[seed][1] for seed in seeds}, test, config,
+                                         thresholds, "test", y_val)
+    val_values, _ = _per_class(y_val, {seed: scores[seed][0] for seed in seeds}, val, config, None, "val", y_val)
+    notes = {**notes, **test_notes}
 
     rows = []
     for k, name in enumerate(CLASSES):
         y = y_test[~np.isnan(y_test[:, k]), k]
         row = {"class": name, "test_positive": int(y.sum()), "test_negative": int(len(y) - y.sum()),
                "note": notes.get(name, "")}
-        if name in values["auroc"]:
+        if name in test_values["auroc"]:
             row["threshold"] = float(np.mean(thresholds[name]))
             for m in METRICS:
-                samples = values[m][name].mean(axis=0)  # mean over seeds, per resample
-                low, high = interval(samples[1:], config.confidence)
-                row.update({m: samples[0], f"{m}_low": low, f"{m}_high": high})
+                row.update(_point_and_interval(m, test_values[m][name].mean(axis=0), config.confidence))
+        if name in val_values["auroc"]:
+            for m in VAL_METRICS:
+                row.update(_point_and_interval(f"val_{m}", val_values[m][name].mean(axis=0), config.confidence))
         rows.append(row)
     table = pd.DataFrame(rows)
 
+    summary = _macro(test_values, METRICS, config.confidence, len(seeds))
+    summary["classes"] = len(test_values["auroc"])
+    summary["seeds"] = len(seeds)
+    summary["test_images"] = len(test)
+    summary["test_patients"] = int(test["patient"].nunique())
+    summary.update({f"val_{k}": v for k, v in _macro(val_values, VAL_METRICS, config.confidence, len(seeds)).items()})
+    summary["val_classes"] = len(val_values["auroc"])
+    summary["val_images"] = len(val)
+    summary["val_patients"] = int(val["patient"].nunique())
+    return _rounded(summary), table
+
+
+def _per_class(y_all: np.ndarray, scores: dict[int, np.ndarray], frame: pd.DataFrame, config: EvaluateConfig,
+               thresholds: dict[str, list[float]] | None, split: str, y_val: np.ndarray
+               ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """values[metric][class] -> (seeds, 1 + B) arrays (the point, then the patient resamples), and notes.
+
+    F1 and kappa are computed where ``thresholds`` (chosen on val) are given.
+    """
+    weights = np.vstack([np.ones((1, len(frame))),
+                         patient_bootstrap(frame["patient"].to_numpy(), config.bootstrap, config.seed)])
+    metrics = METRICS if thresholds is not None else VAL_METRICS
+    values: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
+    notes = {}
+    for k, name in enumerate(CLASSES):
+        keep = ~np.isnan(y_all[:, k])
+        y = y_all[keep, k]
+        if not keep.any():
+            notes[name] = f"no {split} image has a {name} label (the {split} data do not label it): left out"
+            continue
+        if np.isnan(y_val[:, k]).all():
+            notes[name] = f"no val image has a {name} label (the training data do not label it): left out"
+            continue
+        if y.sum() == 0 or y.sum() == len(y):
+            notes[name] = f"{split} has no {'positive' if y.sum() == 0 else 'negative'} {name} label: left out"
+            continue
+        per_seed = {m: [] for m in metrics}
+        for i, seed in enumerate(scores):
+            w, s = weights[:, keep], scores[seed][keep, k]
+            roc, ap = auroc_ap(y, s, w)
+            per_seed["auroc"].append(roc)
+            per_seed["ap"].append(ap)
+            if thresholds is not None:
+                f1, kappa = f1_kappa(y, s, thresholds[name][i], w)
+                per_seed["f1"].append(f1)
+                per_seed["kappa"].append(kappa)
+        for m in metrics:
+            values[m][name] = np.array(per_seed[m])
+    return values, notes
+
+
+def _point_and_interval(key: str, samples: np.ndarray, confidence: float) -> dict:
+    low, high = interval(samples[1:], confidence)
+    return {key: samples[0], f"{key}_low": low, f"{key}_high": high}
+
+
+def _macro(values: dict[str, dict[str, np.ndarray]], metrics: tuple[str, ...], confidence: float, n_seeds: int
+           ) -> dict:
+    """Macro means over the classes (and ``auroc_5`` over the competition classes), with intervals and sd."""
     summary: dict = {}
-    for m in METRICS:
+    for m in metrics:
         groups = [("macro", list(values[m]))]
         if m == "auroc":
             groups.append(("5", [c for c in COMPETITION_CLASSES if c in values[m]]))
@@ -131,17 +177,10 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
             stacked = np.stack([values[m][c] for c in members])  # (classes, seeds, 1 + B)
             with np.errstate(invalid="ignore"):
                 per_seed = np.nanmean(stacked, axis=0)  # (seeds, 1 + B)
-            samples = per_seed.mean(axis=0)
-            low, high = interval(samples[1:], config.confidence)
-            summary[key] = samples[0]
-            summary[f"{key}_low"], summary[f"{key}_high"] = low, high
-            if len(seeds) > 1:
+            summary.update(_point_and_interval(key, per_seed.mean(axis=0), confidence))
+            if n_seeds > 1:
                 summary[f"{key}_sd"] = float(per_seed[:, 0].std(ddof=1))
-    summary["classes"] = len(values["auroc"])
-    summary["seeds"] = len(seeds)
-    summary["test_images"] = len(test)
-    summary["test_patients"] = int(test["patient"].nunique())
-    return _rounded(summary), table
+    return summary
 
 
 def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,27 +71,26 @@ class FinetuneConfig(LoopConfig):
             (0: never stop early).
         flip, rotation, brightness, contrast: training augmentation (full
             protocol); flip is a probability and may be 0.
-        seeds: one fine-tuning run per seed (repeats for mean ± sd); they
-            replace :class:`LoopConfig`'s ``seed``, which must stay 0.
+        seeds: one fine-tuning run per seed (repeats for mean ± sd).
     """
 
-    protocol: str = "full"
-    protocol_by_pct: dict[int, str] = field(default_factory=dict)
-    loss: str = "bce"
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None
-    weighted_sampler: bool = False
-    min_steps: int = 100
-    linear_epochs: int = 40
-    linear_lr: float = 0.01
-    linear_min_steps: int = 300
-    evaluations: int = 10
-    patience: int = 4
-    flip: float = 0.5
-    rotation: float = 10.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    seeds: list[int] = field(default_factory=lambda: [0])
+    protocol: str
+    protocol_by_pct: dict[int, str]
+    loss: str
+    focal_gamma: float
+    focal_alpha: float | None
+    weighted_sampler: bool
+    min_steps: int
+    linear_epochs: int
+    linear_lr: float
+    linear_min_steps: int
+    evaluations: int
+    patience: int
+    flip: float
+    rotation: float
+    brightness: float
+    contrast: float
+    seeds: list[int]
 
     def validate(self) -> None:
         super().validate("finetune")
@@ -113,7 +112,6 @@ class FinetuneConfig(LoopConfig):
         require(0 <= self.rotation <= 90, "finetune.rotation", self.rotation, "0 to 90 degrees")
         require(0 <= self.brightness < 1, "finetune.brightness", self.brightness, "a number in [0, 1)")
         require(0 <= self.contrast < 1, "finetune.contrast", self.contrast, "a number in [0, 1)")
-        require(self.seed == 0, "finetune.seed", self.seed, "absent (finetune.seeds lists the seeds)")
         require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
                 "finetune.seeds", self.seeds, "a list of distinct non-negative integers")
 
@@ -247,7 +245,8 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
         backbone: the initial backbone (left untouched).
         train_images, val_images: (N, S, S) uint8.
         train_targets, val_targets: (N, classes) 1/0 with NaN where masked.
-        config: the finetune settings; ``seed`` overrides ``config.seed``.
+        config: the finetune settings.
+        seed: seeds the head's initialisation, batches and augmentations.
         checkpoint: resume file (see :func:`cxrssl.train.fit`).
 
     Returns:
@@ -257,7 +256,7 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
     if config.protocol == "linear":
         config = replace(config, epochs=config.linear_epochs, lr=config.linear_lr, min_steps=config.linear_min_steps)
     batch, steps_per_epoch, epochs, every = schedule(len(train_images), config)
-    config = replace(config, seed=seed, epochs=epochs, batch_size=batch)
+    config = replace(config, epochs=epochs, batch_size=batch)
     torch.manual_seed(seed)
     model = Classifier(copy.deepcopy(backbone), feature_dim).to(device)
     linear = config.protocol == "linear"
@@ -336,7 +335,7 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
 
     if linear:
         model.backbone.eval()
-    history = fit(trainable, loss_fn, batches, steps_per_epoch, config, device, checkpoint, stage=stage,
+    history = fit(trainable, loss_fn, batches, steps_per_epoch, config, seed, device, checkpoint, stage=stage,
                   fingerprint=json.dumps({"config": asdict(config), "seed": seed, "user": fingerprint},
                                          sort_keys=True),
                   on_epoch_end=evaluate, extra_state=state, stop=stop)

@@ -74,15 +74,15 @@ class GradcamConfig:
             labels are shown when a ``Data_Entry_2017*.csv`` sits in the folder or its parent.
     """
 
-    pct: int = 100
-    method: str = "hirescam"
-    layer: str = "last"
-    per_class: int = 2
-    seed: int = 0
-    batch_size: int = 128
-    tolerance: float = 15 / 224
-    center_sigma: float = 0.25
-    real_images: str | None = None
+    pct: int
+    method: str
+    layer: str
+    per_class: int
+    seed: int
+    batch_size: int
+    tolerance: float
+    center_sigma: float
+    real_images: str | None
 
     def validate(self) -> None:
         require(1 <= self.pct <= 100, "gradcam.pct", self.pct, "a label percent in 1..100")

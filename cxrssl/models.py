@@ -11,6 +11,11 @@ from cxrssl.errors import ParamError
 BACKBONES = ("resnet10", "resnet18", "resnet50", "densenet121")
 
 
+def pick_device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _one_channel(conv: nn.Conv2d) -> nn.Conv2d:
     """The same convolution for 1-channel input; pretrained RGB filters are summed over channels."""
     new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)

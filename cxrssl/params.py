@@ -19,8 +19,8 @@ from cxrssl.errors import ParamError
 PARAMS_FILE = Path("params.yaml")
 
 #: The top-level sections of params.yaml; anything else is a typo.
-SECTIONS = ("data", "phantoms", "preprocess", "split", "pretrain", "distributed", "label_percents", "baselines",
-            "inits", "finetune", "evaluate", "gradcam")
+SECTIONS = ("data", "phantoms", "preprocess", "split", "methods", "pretrain", "distributed", "label_percents",
+            "baselines", "inits", "finetune", "evaluate", "gradcam")
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:
@@ -44,6 +44,16 @@ def read_params(path: str | Path = PARAMS_FILE) -> dict:
 def check_list(key: str, value, item_type: type) -> list:
     """A typed list parameter, e.g. ``label_percents`` as list[int]."""
     return list(_check_type(key, value, list[item_type]))
+
+
+def lookup(params: dict, key: str, annotation):
+    """One parameter by its dotted key (``pretrain.common.seed``), type-checked; missing is an error."""
+    value = params
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(value, dict) or part not in value:
+            raise ParamError(f"params: missing key {'.'.join(key.split('.')[:i + 1])}")
+        value = value[part]
+    return _check_type(key, value, annotation)
 
 
 def _check_type(key: str, value, annotation):
@@ -92,8 +102,9 @@ def from_dict(cls, section: str, values: dict | None):
     """Build the dataclass ``cls`` from one section of params.yaml.
 
     Args:
-        cls: a dataclass whose fields are the section's keys; it may define
-            ``validate(self) -> None`` raising ParamError for bad values.
+        cls: a dataclass whose fields are the section's keys, every one of
+            which must be present (there are no defaults in code); it may
+            define ``validate(self) -> None`` raising ParamError for bad values.
         section: the section's name, used in error messages.
         values: the section's mapping.
     """
@@ -107,12 +118,11 @@ def from_dict(cls, section: str, values: dict | None):
     if unknown:
         raise ParamError(f"params: unknown key {section}.{unknown[0]}; "
                          f"{section} takes {', '.join(sorted(fields))}")
-    kwargs = {}
-    for name, field in fields.items():
-        if name in values:
-            kwargs[name] = _check_type(f"{section}.{name}", values[name], hints[name])
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ParamError(f"params: missing key {section}.{name}")
+    missing = [name for name in fields if name not in values]  # params.yaml is the only source of defaults
+    if missing:
+        raise ParamError(f"params: missing key {section}.{missing[0]}; params.yaml must set every key of "
+                         f"{section} ({', '.join(sorted(fields))})")
+    kwargs = {name: _check_type(f"{section}.{name}", values[name], hints[name]) for name in fields}
     settings = cls(**kwargs)
     if hasattr(settings, "validate"):
         settings.validate()

@@ -14,15 +14,16 @@ from cxrssl.metrics import pr_points, roc_points
 GRID = np.linspace(0, 1, 51)
 
 
-def label_efficiency(summary: dict, inits: list[str], percents: list[int]) -> pd.DataFrame:
-    """Wide table: one row per label percent, one column per init (macro AUROC) plus its interval."""
+def label_efficiency(summary: dict, inits: list[str], percents: list[int], split: str = "test") -> pd.DataFrame:
+    """Wide table: one row per label percent, one column per init (macro AUROC on ``split``) plus its interval."""
+    key = "auroc_macro" if split == "test" else f"{split}_auroc_macro"
     rows = []
     for pct in percents:
         row: dict = {"pct": pct}
         for init in inits:
             cell = summary[init][str(pct)]
-            row[init] = cell["auroc_macro"]
-            row[f"{init}_low"], row[f"{init}_high"] = cell["auroc_macro_low"], cell["auroc_macro_high"]
+            row[init] = cell[key]
+            row[f"{init}_low"], row[f"{init}_high"] = cell[f"{key}_low"], cell[f"{key}_high"]
         rows.append(row)
     return pd.DataFrame(rows)
 

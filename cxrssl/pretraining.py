@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ from cxrssl import distributed
 from cxrssl.errors import ParamError
 from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
 from cxrssl.methods.base import Method
-from cxrssl.models import BACKBONES
+from cxrssl.models import BACKBONES, pick_device
 from cxrssl.params import require
 from cxrssl.train import LoopConfig, fit, to_device
 from cxrssl.views import make_view, normalize, to_float
@@ -25,7 +25,8 @@ class PretrainConfig(LoopConfig):
     """params.yaml ``pretrain.common``: what all methods share.
 
     Attributes (besides :class:`LoopConfig`'s):
-        backbone: "resnet18", "resnet50" or "densenet121".
+        seed: seeds the weights, batches and augmentations.
+        backbone: one of :data:`cxrssl.models.BACKBONES`.
         crop_scale_min: smallest crop area of the (global) random resized crops.
         local_crop_scale: crop area range of SwAV's small crops.
         flip, rotation, brightness, contrast: the grayscale-safe augmentations.
@@ -36,18 +37,20 @@ class PretrainConfig(LoopConfig):
             the papers pretrain on 224 px crops of larger images.
     """
 
-    backbone: str = "resnet18"
-    crop_scale_min: float = 0.2
-    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.2])
-    flip: float = 0.5
-    rotation: float = 10.0
-    brightness: float = 0.4
-    contrast: float = 0.4
-    probe_images: int = 512
-    view_size: int | None = None
+    seed: int
+    backbone: str
+    crop_scale_min: float
+    local_crop_scale: list[float]
+    flip: float
+    rotation: float
+    brightness: float
+    contrast: float
+    probe_images: int
+    view_size: int | None
 
     def validate(self) -> None:
         super().validate("pretrain.common")
+        require(self.seed >= 0, "pretrain.common.seed", self.seed, "a non-negative integer")
         require(self.backbone in BACKBONES, "pretrain.common.backbone", self.backbone, f"one of {', '.join(BACKBONES)}")
         require(0 < self.crop_scale_min <= 1, "pretrain.common.crop_scale_min", self.crop_scale_min, "in (0, 1]")
         low_high = self.local_crop_scale
@@ -62,10 +65,6 @@ class PretrainConfig(LoopConfig):
         return AugmentConfig(crop_scale_min=self.crop_scale_min, local_crop_scale=tuple(self.local_crop_scale),
                              flip=self.flip, rotation=self.rotation, brightness=self.brightness,
                              contrast=self.contrast)
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def check_batch_split(batch_size: int, processes: int) -> None:
@@ -132,7 +131,7 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
     fingerprint = json.dumps({"method": method_name, "common": asdict(config), "method_config": asdict(method_config),
                               "n": len(images), "size": size}, sort_keys=True)
     start = time.perf_counter()
-    history = fit(method, method.loss, batches, steps_per_epoch, config, device, checkpoint,
+    history = fit(method, method.loss, batches, steps_per_epoch, config, config.seed, device, checkpoint,
                   stage=f"pretrain@{method_name}", fingerprint=fingerprint, on_step=method.on_step,
                   before_optimizer_step=method.before_optimizer_step,
                   on_epoch_end=lambda epoch: {"embedding_std": embedding_spread(method, probe, device)})

@@ -41,23 +41,20 @@ class LoopConfig:
         warmup: share of steps spent warming up (OneCycleLR's pct_start).
         grad_clip: maximum gradient norm (0 = no clipping).
         amp: autocast (bf16 on CPU, bf16 or fp16 on CUDA).
-        seed: seeds weights, batches and augmentations.
         compile: run the loss (forward) through ``torch.compile`` (worth it
             on GPUs for long runs; the first steps pay the compilation).
     """
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup: float = 0.1
-    grad_clip: float = 3.0
-    amp: bool = True
-    seed: int = 0
-    compile: bool = False
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup: float
+    grad_clip: float
+    amp: bool
+    compile: bool
 
     def validate(self, section: str = "pretrain.common") -> None:
-        require(self.seed >= 0, f"{section}.seed", self.seed, "a non-negative integer")
         require(self.epochs >= 1, f"{section}.epochs", self.epochs, "a positive integer")
         require(self.batch_size >= 2, f"{section}.batch_size", self.batch_size, "an integer >= 2")
         require(self.lr > 0, f"{section}.lr", self.lr, "> 0")
@@ -98,7 +95,8 @@ class Step:
 
 def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
         batches: Callable[[torch.Generator], Iterable[tuple[object, int]]], steps_per_epoch: int,
-        config: LoopConfig, device: torch.device, checkpoint: Path | None, stage: str, fingerprint: str = "",
+        config: LoopConfig, seed: int, device: torch.device, checkpoint: Path | None, stage: str,
+        fingerprint: str = "",
         on_step: Callable[[int, int], None] | None = None,
         before_optimizer_step: Callable[[int], None] | None = None,
         on_epoch_end: Callable[[int], dict] | None = None, extra_state: dict | None = None,
@@ -118,6 +116,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             the global batch.
         steps_per_epoch: how many batches ``batches`` yields.
         config: optimisation settings.
+        seed: seeds each epoch's batches and augmentations (and the global
+            torch RNG), with the epoch.
         device: where the model lives.
         checkpoint: written after every epoch; one with the same ``fingerprint``
             (a description of everything that shapes the run) is resumed.
@@ -176,8 +176,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     if start_epoch > 0 and should_stop():  # it had stopped early before the interruption
         return history
     for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(epoch_seed(config.seed, epoch))
-        generator = torch.Generator(device=device).manual_seed(epoch_seed(config.seed, epoch))
+        torch.manual_seed(epoch_seed(seed, epoch))
+        generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
         model.train()
         losses, seen, start = [], 0, time.perf_counter()
         bar = progress(total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", unit="step")

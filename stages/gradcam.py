@@ -36,10 +36,12 @@ import pandas as pd
 import torch
 from scipy.stats import binomtest
 
+from cxrssl.cells import SCORE_COLUMNS, model_files, read_predictions
+from cxrssl.cli import check_name, run
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
-from cxrssl.data.schema import CLASSES
+from cxrssl.data.schema import CLASSES, REGION_COLUMNS, REGIONS
 from cxrssl.data.splits import read_split
-from cxrssl.data.store import REGION_COLUMNS, REGIONS, ImageStore
+from cxrssl.data.store import ImageStore
 from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import load_classifier, macro_auroc
 from cxrssl.gradcam import (
@@ -58,8 +60,6 @@ from cxrssl.gradcam import (
 from cxrssl.io import atomic_dir, atomic_file, write_json
 from cxrssl.params import check_list, from_dict, read_params
 from cxrssl.views import normalize, to_float
-from stages._cli import run
-from stages.finetune import SCORE_COLUMNS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -105,10 +105,7 @@ def best_init(finetune: Path, inits: list[str], pct: int, val: pd.DataFrame) -> 
     """The init whose classifier at ``pct`` has the best val macro AUROC (test is not looked at)."""
     scores = {}
     for init in inits:
-        path = finetune / f"{init}-{pct}" / "predictions.csv"
-        if not path.is_file():
-            raise DataError(f"{path}: missing; run finetune@{init}-{pct} first")
-        frame = pd.read_csv(path)
+        frame = read_predictions(finetune / f"{init}-{pct}")
         part = frame[frame["split"] == "val"].groupby("row")[SCORE_COLUMNS].mean()
         scores[init] = macro_auroc(val[list(CLASSES)].to_numpy(dtype=float), part.loc[val["row"]].to_numpy())
     best = max(scores, key=scores.get)
@@ -239,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(GradcamConfig, "gradcam", params.get("gradcam"))
-    inits = check_list("inits", params.get("inits"), str)
+    inits = [check_name("inits", init) for init in check_list("inits", params.get("inits"), str)]
     percents = check_list("label_percents", params.get("label_percents"), int)
     if config.pct not in percents:
         raise ParamError(f"params: gradcam.pct is {config.pct}; expected one of label_percents {percents}")
@@ -270,13 +267,10 @@ def main(argv: list[str] | None = None) -> None:
     kept: dict[str, dict] = {}
     with atomic_dir(args.plots) as tmp:
         for init in inits:
-            cell = args.finetune / f"{init}-{config.pct}"
-            models = sorted(cell.glob("model-seed*.pt"))
-            if not models:
-                raise DataError(f"{cell}: no model-seed*.pt; run finetune@{init}-{config.pct} first")
-            model, meta = load_classifier(models[0])
+            first = next(iter(model_files(args.finetune / f"{init}-{config.pct}").values()))
+            model, meta = load_classifier(first)
             if meta.get("image_size") != size or list(meta.get("classes", [])) != labels:
-                raise DataError(f"{models[0]}: made for {meta.get('image_size')} px images and classes "
+                raise DataError(f"{first}: made for {meta.get('image_size')} px images and classes "
                                 f"{meta.get('classes')}; the store has {size} px; rerun finetune@{init}-{config.pct}")
             layer = target_layer(model.backbone, config.layer)
             hits: dict[int, list] = {}
@@ -320,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         if config.real_images:
             best, val_auroc = best_init(args.finetune, inits, config.pct, read_split(args.splits, "val",
                                                                                      ["row", *labels]))
-            model, _ = load_classifier(sorted((args.finetune / f"{best}-{config.pct}").glob("model-seed*.pt"))[0])
+            model, _ = load_classifier(next(iter(model_files(args.finetune / f"{best}-{config.pct}").values())))
             n_real = real_overlays(Path(config.real_images), tmp / "real", model,
                                    target_layer(model.backbone, config.layer), preprocess, config.batch_size,
                                    config.method, f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})")

@@ -13,10 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
+from cxrssl.cli import run
 from cxrssl.data.phantoms import PhantomConfig, generate
 from cxrssl.io import atomic_dir, atomic_file
 from cxrssl.params import load_section
-from stages._cli import run
 
 
 def main(argv: list[str] | None = None) -> None:

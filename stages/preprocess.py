@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrssl.cli import run
 from cxrssl.data.archive import dataset_root, exists, read_bytes
 from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig
-from cxrssl.data.schema import COLUMNS
+from cxrssl.data.schema import COLUMNS, REGION_COLUMNS, REGIONS
 from cxrssl.data.sources import DataConfig, read_source
-from cxrssl.data.store import INDEX, REGION_COLUMNS, REGIONS, REPORT, build_store
+from cxrssl.data.store import INDEX, REPORT
+from cxrssl.data.writer import build_store
 from cxrssl.errors import DataError
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import from_dict, read_params
-from stages._cli import run
 
 INDEX_COLUMNS = ["row", *COLUMNS, "patient", "study", "origin"]
 
@@ -58,17 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         if regions is not None:
             (tmp / REGIONS).write_bytes(regions)
         else:
-            write_csv(tmp / REGIONS, pd.DataFrame(columns=REGION_COLUMNS))
-        seconds = time.perf_counter() - start
-        timing = {"seconds": round(seconds, 2), "images_per_s": round(len(frame) / seconds, 1)}
-        write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **timing,
-                                  **report.as_dict()})
-        # metrics (no timings: they would change with every run) last, before the folder is moved in
+            write_csv(tmp / REGIONS, pd.DataFrame(columns=list(REGION_COLUMNS)))
+        # no timings in the store (a cached output) or the metrics: both would differ on every run
+        write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **report.as_dict()})
         metrics = {"n_images": int(ok.sum()), "n_rows_skipped": rows_skipped, "n_images_skipped": len(problems),
-                   "size": config.size}
+                   "image_size": config.image_size}
         write_json(args.metrics, metrics)
-    print(f"preprocess: {metrics['n_images']} images at {config.size} px in {seconds:.1f} s "
-          f"({timing['images_per_s']} images/s); skipped {rows_skipped} rows and {len(problems)} images")
+    seconds = time.perf_counter() - start
+    print(f"preprocess: {metrics['n_images']} images at {config.image_size} px in {seconds:.1f} s "
+          f"({len(frame) / seconds:.0f} images/s); skipped {rows_skipped} rows and {len(problems)} images")
     for problem in report.problems[:5]:
         print(f"  skipped: {problem}")
 

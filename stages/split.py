@@ -1,6 +1,11 @@
 """Stage ``split``: patient-level train/val/test, uncertainty policy, nested label fractions.
 
     python -m stages.split data/preprocessed/index.csv data/splits metrics/split.json
+
+Writes ``train.csv``, ``val.csv`` and ``test.csv``, and ``pretrain.csv``: the
+train images without their labels (``row, Path, patient``), what
+self-supervised pretraining reads, so that a change of label policy leaves it
+(and the pretrained backbones) as they were.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxrssl.cli import run
 from cxrssl.data.schema import COLUMNS
 from cxrssl.data.splits import SplitConfig, check_percents, make_splits
 from cxrssl.errors import DataError
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import from_dict, read_params
-from stages._cli import run
 
 OUT_COLUMNS = [*COLUMNS, "patient", "study", "row"]
+PRETRAIN_COLUMNS = ["row", "Path", "patient"]
 
 
 def read_index(path: Path) -> pd.DataFrame:
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, frame in splits.items():
             columns = OUT_COLUMNS + (["min_fraction"] if name == "train" else [])
             write_csv(tmp / f"{name}.csv", frame[columns])
+        write_csv(tmp / "pretrain.csv", splits["train"][PRETRAIN_COLUMNS])
         write_json(args.metrics, summary)
     sizes = ", ".join(f"{name} {summary[name]['n_images']} images/{summary[name]['n_patients']} patients"
                       for name in splits)

@@ -1,7 +1,8 @@
-"""Shared fixtures: small CheXpert-format tables and images written on the fly."""
+"""Shared fixtures: small CheXpert-format tables and images written on the fly, and the project's settings."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,9 @@ import pandas as pd
 import pytest
 
 from cxrssl.data.schema import CLASSES, COLUMNS
+from cxrssl.params import from_dict, lookup, read_params
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -20,6 +24,30 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+def params_section(section: str) -> dict:
+    """``section`` (dotted: ``pretrain.common``) of the project's params.yaml, as a dict."""
+    return dict(lookup(read_params(REPO / "params.yaml"), section, dict))
+
+
+def settings(cls, section: str, **changes):
+    """``section`` of the project's params.yaml read into ``cls`` (the only defaults there are), with ``changes``."""
+    return dataclasses.replace(from_dict(cls, section, params_section(section)), **changes)
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` merged in: nested mappings merge, other values (and ``{}``) replace."""
+    out = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and value and isinstance(base.get(key), dict)
+        out[key] = merged(base[key], value) if nested else value
+    return out
+
+
+def project_params(**changes) -> dict:
+    """The project's params.yaml with ``changes`` (``section={...}``) merged in."""
+    return merged(read_params(REPO / "params.yaml"), changes)
 
 
 def make_row(patient: int, study: int, view: int = 1, lateral: bool = False, **labels) -> dict:

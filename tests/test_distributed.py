@@ -24,10 +24,11 @@ import torch.multiprocessing as mp
 from cxrssl import distributed
 from cxrssl.errors import ParamError
 from cxrssl.finetune import FinetuneConfig, finetune
-from cxrssl.methods import CONFIGS, AugmentConfig, build_method
+from cxrssl.methods import CONFIGS, build_method
 from cxrssl.models import build_backbone
 from cxrssl.pretraining import PretrainConfig, pretrain
-from cxrssl.train import LoopConfig, fit
+from cxrssl.train import fit
+from tests.conftest import settings
 
 WORLD = 2
 B = 4  # images per process
@@ -63,8 +64,9 @@ def _entry(rank: int, worker, port: int, args) -> None:
 
 def _method(name: str, groups: int):
     torch.manual_seed(0)
-    config = CONFIGS[name](**SMALL[name], **({"shuffle_bn_groups": groups} if name == "moco" else {}))
-    method = build_method(name, "resnet10", SIZE, config, AugmentConfig(), n_train=64)
+    config = settings(CONFIGS[name], f"pretrain.{name}", **SMALL[name],
+                      **({"shuffle_bn_groups": groups} if name == "moco" else {}))
+    method = build_method(name, "resnet10", SIZE, config, settings(PretrainConfig, "pretrain.common").augment(), n_train=64)
     if method.sync_bn:
         method = distributed.sync_batchnorm(method)
     # float64: in float32 a max-pool tie or a ReLU at 0 decided by the last bit moves gradients by 1e-3
@@ -100,8 +102,8 @@ def _methods_worker(out: str) -> None:
         results[name] = _step(method, [v[rank * B:(rank + 1) * B] for v in views])
     with pytest.raises(ParamError, match="does not split evenly across 2 processes"):
         pretrain("simclr", torch.zeros(20, SIZE, SIZE, dtype=torch.uint8),
-                 PretrainConfig(backbone="resnet10", batch_size=5, epochs=1, probe_images=4),
-                 CONFIGS["simclr"](**SMALL["simclr"]), None, torch.device("cpu"))
+                 settings(PretrainConfig, "pretrain.common", backbone="resnet10", batch_size=5, epochs=1, probe_images=4),
+                 settings(CONFIGS["simclr"], "pretrain.simclr", **SMALL["simclr"]), None, torch.device("cpu"))
     if dist.get_rank() == 0:
         torch.save(results, out)
 
@@ -153,7 +155,7 @@ def _finetune(protocol: str):
     backbone, dim = build_backbone("resnet10")
     images, targets = _task()
     val_images, val_targets = _task(24, seed=1)
-    config = FinetuneConfig(protocol=protocol, epochs=1, min_steps=0, linear_epochs=3, linear_min_steps=0,
+    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=1, min_steps=0, linear_epochs=3, linear_min_steps=0,
                             batch_size=15, evaluations=2, patience=0, amp=False, weighted_sampler=True,
                             flip=0.0, rotation=0.0, brightness=0.0, contrast=0.0)
     model, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0,
@@ -187,13 +189,16 @@ def test_ddp_finetune_ends_with_the_weights_of_one_process(tmp_path_factory, pro
 
 
 def test_bad_distributed_parameters_name_their_key():
-    with pytest.raises(ParamError, match="distributed.nproc_per_node"):
-        distributed.validate_params({"nproc_per_node": 0})
-    with pytest.raises(ParamError, match="distributed.backend"):
-        distributed.validate_params({"backend": "mpi"})
-    with pytest.raises(ParamError, match="unknown key"):
-        distributed.validate_params({"nprocs": 2})
-    assert distributed.validate_params(None) == {"nproc_per_node": 1, "backend": "auto"}
+    good = {"nproc_per_node": 1, "backend": "auto"}
+    with pytest.raises(ParamError, match="distributed.nproc_per_node is 0"):
+        distributed.validate_params({**good, "nproc_per_node": 0})
+    with pytest.raises(ParamError, match="distributed.backend is 'mpi'"):
+        distributed.validate_params({**good, "backend": "mpi"})
+    with pytest.raises(ParamError, match=r"unknown key distributed\.nprocs"):
+        distributed.validate_params({**good, "nprocs": 2})
+    with pytest.raises(ParamError, match="missing section distributed"):
+        distributed.validate_params(None)
+    assert distributed.validate_params(good) == good
 
 
 def test_relaunch_is_skipped_for_one_process(monkeypatch):
@@ -216,8 +221,8 @@ def _resume_worker(folder: str) -> None:
             order = torch.randperm(8, generator=torch.Generator().manual_seed(generator.initial_seed()))
             yield data[distributed.shard(order)], 8
 
-        config = LoopConfig(epochs=3, batch_size=8, lr=0.01, amp=False)
-        history = fit(model, lambda x: model(x).pow(2).mean(), batches, 1, config, torch.device("cpu"), checkpoint,
+        config = settings(PretrainConfig, "pretrain.common", epochs=3, batch_size=8, lr=0.01, amp=False)
+        history = fit(model, lambda x: model(x).pow(2).mean(), batches, 1, config, 0, torch.device("cpu"), checkpoint,
                       "test", stop=stop)
         return [h["loss"] for h in history], model.weight.detach().clone()
 

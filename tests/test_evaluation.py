@@ -6,8 +6,9 @@ import pytest
 
 from cxrssl.data.schema import CLASSES, COMPETITION_CLASSES
 from cxrssl.evaluation import EvaluateConfig, evaluate_cell
+from tests.conftest import settings
 
-CONFIG = EvaluateConfig(bootstrap=200, seed=0)
+CONFIG = settings(EvaluateConfig, "evaluate", bootstrap=200, seed=0)
 
 
 def split_table(n, seed, offset=0):

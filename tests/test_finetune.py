@@ -18,7 +18,7 @@ from cxrssl.finetune import (
 from cxrssl.models import build_backbone
 from cxrssl.params import from_dict
 from cxrssl.train import fit
-from tests.conftest import fit_killed_after
+from tests.conftest import fit_killed_after, params_section, settings
 
 CPU = torch.device("cpu")
 
@@ -26,7 +26,7 @@ CPU = torch.device("cpu")
 def test_masked_labels_carry_no_loss():
     logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
     targets = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
-    config = FinetuneConfig()
+    config = settings(FinetuneConfig, "finetune")
     kept = torch.tensor([True, False, True, True]).view(2, 2)
     expected = F.binary_cross_entropy_with_logits(logits[kept], targets[kept])
     assert multilabel_loss(logits, targets, config) == pytest.approx(float(expected))
@@ -37,13 +37,13 @@ def test_masked_labels_carry_no_loss():
 def test_focal_loss_reduces_to_bce_and_follows_its_formula():
     torch.manual_seed(0)
     logits, targets = torch.randn(6, 14), (torch.rand(6, 14) < 0.3).float()
-    bce = multilabel_loss(logits, targets, FinetuneConfig())
-    assert multilabel_loss(logits, targets, FinetuneConfig(loss="focal", focal_gamma=0.0)) == pytest.approx(float(bce))
+    bce = multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune"))
+    assert multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=0.0)) == pytest.approx(float(bce))
     p = torch.sigmoid(logits)
     p_t = torch.where(targets > 0, p, 1 - p)
     alpha_t = torch.where(targets > 0, 0.25, 0.75)
     expected = (-alpha_t * (1 - p_t) ** 2 * torch.log(p_t)).mean()
-    got = multilabel_loss(logits, targets, FinetuneConfig(loss="focal", focal_gamma=2.0, focal_alpha=0.25))
+    got = multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=2.0, focal_alpha=0.25))
     assert float(got) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -73,32 +73,32 @@ def test_val_auroc_matches_scikit_learn_with_masks_and_ties():
 
 
 def test_small_fractions_train_for_at_least_min_steps():
-    config = FinetuneConfig(epochs=5, batch_size=64, min_steps=100, evaluations=10)
+    config = settings(FinetuneConfig, "finetune", epochs=5, batch_size=64, min_steps=100, evaluations=10)
     assert schedule(51, config) == (51, 1, 100, 10)  # batch shrinks to the set; 100 epochs of one step
     assert schedule(5000, config) == (64, 78, 5, 1)
 
 
 def test_bad_finetune_parameters_name_their_key():
     with pytest.raises(ParamError, match="finetune.protocol is 'frozen'"):
-        from_dict(FinetuneConfig, "finetune", {"protocol": "frozen"})
-    with pytest.raises(ParamError, match="finetune.seed "):
-        from_dict(FinetuneConfig, "finetune", {"seed": 3})
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "frozen"})
+    with pytest.raises(ParamError, match=r"unknown key finetune\.seed;"):
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "seed": 3})
     with pytest.raises(ParamError, match="finetune.focal_alpha"):
-        from_dict(FinetuneConfig, "finetune", {"focal_alpha": 1.5})
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "focal_alpha": 1.5})
     with pytest.raises(ParamError, match="finetune.protocol_by_pct.100 is 'frozen'"):
-        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": {100: "frozen"}})
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": {100: "frozen"}})
     with pytest.raises(ParamError, match="finetune.protocol_by_pct is 0"):
-        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": {0: "full"}})
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": {0: "full"}})
     with pytest.raises(ParamError, match="finetune.protocol_by_pct is 'full'; expected a mapping"):
-        from_dict(FinetuneConfig, "finetune", {"protocol_by_pct": "full"})
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": "full"})
 
 
 def test_protocol_by_pct_overrides_the_protocol_for_its_percents():
     # keys may come back as strings from `dvc exp run -S finetune.protocol_by_pct.100=full`
-    config = from_dict(FinetuneConfig, "finetune", {"protocol": "linear", "protocol_by_pct": {"100": "full"}})
+    config = from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "linear", "protocol_by_pct": {"100": "full"}})
     assert config.protocol_by_pct == {100: "full"}
     assert [config.protocol_for(p) for p in (1, 10, 100)] == ["linear", "linear", "full"]
-    assert from_dict(FinetuneConfig, "finetune", {"protocol": "full"}).protocol_for(1) == "full"
+    assert from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "full"}).protocol_for(1) == "full"
 
 
 def separable(n=48, size=32, seed=0):
@@ -119,7 +119,7 @@ def test_both_protocols_learn_and_keep_the_best_val_weights(protocol):
     torch.manual_seed(0)
     backbone, dim = build_backbone("resnet10")
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    config = FinetuneConfig(protocol=protocol, epochs=8, batch_size=16, lr=3e-3, min_steps=0, evaluations=8,
+    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=8, batch_size=16, lr=3e-3, min_steps=0, evaluations=8,
                             linear_epochs=8, linear_lr=3e-3, linear_min_steps=0,
                             patience=0)
     model, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU)
@@ -139,7 +139,7 @@ def test_early_stopping_and_its_resume(tmp_path):
     images, targets = separable(n=32)
     val_images, val_targets = separable(n=16, seed=1)
     backbone, dim = build_backbone("resnet10")
-    config = FinetuneConfig(protocol="linear", linear_epochs=30, batch_size=16, linear_lr=1e-2, linear_min_steps=0,
+    config = settings(FinetuneConfig, "finetune", protocol="linear", linear_epochs=30, batch_size=16, linear_lr=1e-2, linear_min_steps=0,
                             evaluations=30,
                             patience=2)
     _, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
@@ -153,7 +153,7 @@ def test_early_stopping_and_its_resume(tmp_path):
 
 def test_fit_restores_the_callers_state_from_its_checkpoint(tmp_path):
     model = torch.nn.Linear(2, 1)
-    config = FinetuneConfig(epochs=2, batch_size=2)
+    config = settings(FinetuneConfig, "finetune", epochs=2, batch_size=2)
     state = {}
 
     def batches(generator):
@@ -163,10 +163,10 @@ def test_fit_restores_the_callers_state_from_its_checkpoint(tmp_path):
         state["seen"] = epoch
         return {}
 
-    fit(model, lambda x: model(x).sum(), batches, 1, config, CPU, tmp_path / "f.ckpt", "t",
+    fit(model, lambda x: model(x).sum(), batches, 1, config, 0, CPU, tmp_path / "f.ckpt", "t",
         on_epoch_end=on_epoch_end, extra_state=state)
     restored = {"seen": -1}
-    fit(model, lambda x: model(x).sum(), batches, 1, config, CPU, tmp_path / "f.ckpt", "t", extra_state=restored)
+    fit(model, lambda x: model(x).sum(), batches, 1, config, 0, CPU, tmp_path / "f.ckpt", "t", extra_state=restored)
     assert restored == {"seen": 1}
 
 
@@ -177,7 +177,7 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
     images, targets = separable(n=32)
     val_images, val_targets = separable(n=16, seed=1)
     backbone, dim = build_backbone("resnet10")
-    config = FinetuneConfig(protocol=protocol, epochs=4, linear_epochs=4, batch_size=8, min_steps=0,
+    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=4, linear_epochs=4, batch_size=8, min_steps=0,
                             linear_min_steps=0, evaluations=4, patience=0)
     straight, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
                                     checkpoint=tmp_path / "a.ckpt")

@@ -21,6 +21,7 @@ from cxrssl.gradcam import (
     upsample,
 )
 from cxrssl.models import build_backbone, last_conv_block
+from tests.conftest import settings
 
 
 def region_model() -> tuple[nn.Module, nn.Module]:
@@ -120,9 +121,9 @@ def test_hirescam_shows_only_what_moves_the_logit_and_grad_cam_spreads_it():
 
 
 def test_method_is_checked_with_its_key():
-    GradcamConfig().validate()
+    settings(GradcamConfig, "gradcam").validate()
     with pytest.raises(ParamError, match=r'gradcam.method is \'gradcam\+\+\'; expected "gradcam" or "hirescam"'):
-        GradcamConfig(method="gradcam++").validate()
+        settings(GradcamConfig, "gradcam", method="gradcam++").validate()
 
 
 def test_hooks_are_removed_and_frozen_weights_still_give_maps():

@@ -5,7 +5,7 @@ import pytest
 from cxrssl.data.images import PreprocessConfig, clahe, load_and_preprocess, load_gray, preprocess
 from cxrssl.errors import DataError, ParamError
 from cxrssl.params import from_dict
-from tests.conftest import shared_file
+from tests.conftest import params_section, settings, shared_file
 
 
 @pytest.fixture
@@ -71,14 +71,14 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("use_clahe", [False, True])
 def test_preprocess_gives_square_uint8(denoise, use_clahe):
     image = np.random.default_rng(0).integers(0, 255, (90, 70), dtype=np.uint8)
-    out = preprocess(image, PreprocessConfig(size=32, denoise=denoise, clahe=use_clahe))
+    out = preprocess(image, settings(PreprocessConfig, "preprocess", image_size=32, denoise=denoise, clahe=use_clahe))
     assert out.shape == (32, 32) and out.dtype == np.uint8
 
 
 def test_median_removes_salt_noise():
     image = np.full((64, 64), 100, np.uint8)
     image[::7, ::5] = 255
-    out = preprocess(image, PreprocessConfig(size=64, denoise="median"))
+    out = preprocess(image, settings(PreprocessConfig, "preprocess", image_size=64, denoise="median"))
     assert np.abs(out.astype(int) - 100).max() <= 1
 
 
@@ -93,14 +93,14 @@ def test_real_nih_png_is_preprocessed():
     files = sorted(folder.rglob("*.png"))[:3]
     assert files, "no PNG in the NIH sample"
     for file in files:
-        out = load_and_preprocess(file, PreprocessConfig(size=64, clahe=True))
+        out = load_and_preprocess(file, settings(PreprocessConfig, "preprocess", image_size=64, clahe=True))
         assert out.shape == (64, 64) and out.std() > 10
 
 
 def test_bad_preprocess_params_name_the_key():
     with pytest.raises(ParamError, match=r"preprocess\.denoise is 'gaussian'"):
-        from_dict(PreprocessConfig, "preprocess", {"denoise": "gaussian"})
+        from_dict(PreprocessConfig, "preprocess", {**params_section("preprocess"), "denoise": "gaussian"})
     with pytest.raises(ParamError, match=r"unknown key preprocess\.sise"):
-        from_dict(PreprocessConfig, "preprocess", {"sise": 64})
-    with pytest.raises(ParamError, match=r"preprocess\.size is '64'; expected an integer"):
-        from_dict(PreprocessConfig, "preprocess", {"size": "64"})
+        from_dict(PreprocessConfig, "preprocess", {**params_section("preprocess"), "sise": 64})
+    with pytest.raises(ParamError, match=r"preprocess\.image_size is '64'; expected an integer"):
+        from_dict(PreprocessConfig, "preprocess", {**params_section("preprocess"), "image_size": "64"})

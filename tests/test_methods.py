@@ -6,19 +6,21 @@ import pytest
 import torch
 from torch import nn
 
-from cxrssl.methods import CONFIGS, AugmentConfig, build_method
+from cxrssl.methods import CONFIGS, build_method
 from cxrssl.methods.base import update_momentum
 from cxrssl.methods.byol import cosine_tau
 from cxrssl.methods.moco import MoCo, MoCoConfig
 from cxrssl.methods.swav import SwAVConfig
 from cxrssl.models import build_backbone
+from cxrssl.pretraining import PretrainConfig
 from cxrssl.views import ViewSpec, make_view, to_float
+from tests.conftest import settings
 
 SMALL = {
-    "moco": MoCoConfig(hidden_dim=64, dim=32, queue_size=64),
-    "simclr": CONFIGS["simclr"](hidden_dim=64, dim=32),
-    "byol": CONFIGS["byol"](hidden_dim=64, dim=32, tau_base=0.99),
-    "swav": SwAVConfig(hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2),
+    "moco": settings(MoCoConfig, "pretrain.moco", hidden_dim=64, dim=32, queue_size=64),
+    "simclr": settings(CONFIGS["simclr"], "pretrain.simclr", hidden_dim=64, dim=32),
+    "byol": settings(CONFIGS["byol"], "pretrain.byol", hidden_dim=64, dim=32, tau_base=0.99),
+    "swav": settings(SwAVConfig, "pretrain.swav", hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2),
 }
 
 
@@ -32,7 +34,7 @@ def fixed_batch(n=16, size=32):
 @pytest.mark.parametrize("name", ["moco", "simclr", "byol", "swav"])
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name):
     torch.manual_seed(0)
-    method = build_method(name, "resnet18", 32, SMALL[name], AugmentConfig())
+    method = build_method(name, "resnet18", 32, SMALL[name], settings(PretrainConfig, "pretrain.common").augment())
     if name == "moco":  # a fixed batch would enqueue its own keys as negatives: keep the queue fixed
         method._dequeue_and_enqueue = lambda keys: None
     batch = fixed_batch()
@@ -53,7 +55,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name):
 
 
 def test_every_head_is_trained_byol_projector_and_predictor_included():
-    method = build_method("byol", "resnet18", 32, SMALL["byol"], AugmentConfig())
+    method = build_method("byol", "resnet18", 32, SMALL["byol"], settings(PretrainConfig, "pretrain.common").augment())
     views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
     method.loss(views).backward()
     for name in ("backbone", "projector", "predictor"):
@@ -77,7 +79,7 @@ def test_cosine_tau_goes_from_base_to_one():
 
 def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
     backbone, dim = build_backbone("resnet18")
-    moco = MoCo(backbone, dim, MoCoConfig(hidden_dim=16, dim=4, queue_size=5), 32, ViewSpec(size=32))
+    moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=5), 32, ViewSpec(size=32))
     keys = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
     moco._dequeue_and_enqueue(keys)
     torch.testing.assert_close(moco.queue[:3], keys)
@@ -92,12 +94,12 @@ def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
 def test_moco_queue_is_clipped_to_the_training_set():
     backbone, dim = build_backbone("resnet18")
     with pytest.warns(UserWarning, match="queue_size 100 is larger than the training set"):
-        moco = MoCo(backbone, dim, MoCoConfig(hidden_dim=16, dim=4, queue_size=100), 32, ViewSpec(size=32), n_train=10)
+        moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=100), 32, ViewSpec(size=32), n_train=10)
     assert moco.queue.shape == (10, 4)
 
 
 def test_swav_prototypes_are_normalised_and_frozen_at_first():
-    method = build_method("swav", "resnet18", 32, SMALL["swav"], AugmentConfig())
+    method = build_method("swav", "resnet18", 32, SMALL["swav"], settings(PretrainConfig, "pretrain.common").augment())
     views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
     assert len(views) == 4 and views[2].shape[-1] < views[0].shape[-1]  # multi-crop
     method.loss(views).backward()
@@ -117,14 +119,14 @@ def test_swav_needs_more_prototypes_than_dimensions():
     from cxrssl.methods import validate_method_config
 
     with pytest.raises(ParamError, match=r"pretrain\.swav\.n_prototypes is 100; expected more prototypes than"):
-        validate_method_config("swav", SwAVConfig(dim=128, n_prototypes=100))
+        validate_method_config("swav", settings(SwAVConfig, "pretrain.swav", dim=128, n_prototypes=100))
 
 
 def test_small_crops_never_shrink_a_resnet_stage_to_one_pixel():
-    from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
+    from cxrssl.methods import MIN_VIEW_SIZE, build_method
 
-    method = build_method("swav", "resnet10", 32, SwAVConfig(dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
-                          AugmentConfig())
+    method = build_method("swav", "resnet10", 32, settings(SwAVConfig, "pretrain.swav", dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
+                          settings(PretrainConfig, "pretrain.common").augment())
     assert [v.size for v in method.views] == [32, 32, MIN_VIEW_SIZE, MIN_VIEW_SIZE]
     features = method.backbone.layer3(method.backbone.layer2(method.backbone.layer1(method.backbone.maxpool(
         method.backbone.conv1(torch.zeros(2, 1, MIN_VIEW_SIZE, MIN_VIEW_SIZE))))))

@@ -14,7 +14,7 @@ from cxrssl.data.nih import NIH_CLASSES, map_labels, read_dataset, read_table
 from cxrssl.data.schema import CLASSES, UNLABELLED
 from cxrssl.data.splits import apply_policy
 from cxrssl.errors import DataError
-from tests.conftest import shared_file
+from tests.conftest import project_params, shared_file
 
 SAMPLE = "Data_Entry_2017_subset.csv"
 HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -127,22 +127,23 @@ def nih_run(tmp_path_factory):
     for path in sorted((root / "images").glob("*.png"))[:5]:  # as the release has them: 1024 px, some RGBA
         gray = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (1024, 1024))
         cv2.imwrite(str(path), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGRA))
-    params = {
-        "data": {"source": "nih", "root": str(root), "train_csv": SAMPLE, "test_csv": None, "skip_invalid": False},
-        "preprocess": {"size": 32, "workers": 2},
-        "split": {"seed": 0, "val_fraction": 0.2, "test_fraction": 0.3},
-        "label_percents": [100], "inits": ["random"], "baselines": ["random"],
-        "pretrain": {"common": {"backbone": "resnet10"}},
-        "finetune": {"protocol": "full", "epochs": 1, "min_steps": 2, "batch_size": 16, "evaluations": 1},
-        "evaluate": {"bootstrap": 20},
-    }
+    params = project_params(
+        data={"source": "nih", "root": str(root), "train_csv": SAMPLE, "test_csv": None, "skip_invalid": False},
+        preprocess={"image_size": 32, "workers": 2},
+        split={"seed": 0, "val_fraction": 0.2, "test_fraction": 0.3},
+        label_percents=[100], inits=["random"], baselines=["random"],
+        pretrain={"common": {"backbone": "resnet10"}},
+        finetune={"protocol": "full", "protocol_by_pct": {}, "epochs": 1, "min_steps": 2, "batch_size": 16,
+                  "evaluations": 1},
+        evaluate={"bootstrap": 20},
+    )
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     p = ["--params", str(folder / "params.yaml")]
     f = folder
     preprocess.main([str(f / "store"), str(f / "preprocess.json"), *p])
     split.main([str(f / "store/index.csv"), str(f / "splits"), str(f / "split.json"), *p])
-    baseline.main(["random", str(f / "random.pt"), *p])
-    finetune.main(["random", "100", str(f / "store"), str(f / "splits"), str(f / "random.pt"),
+    baseline.main(["--init", "random", str(f / "random.pt"), *p])
+    finetune.main(["--cell", "random-100", str(f / "store"), str(f / "splits"), str(f / "random.pt"),
                    str(f / "finetune/random-100"), str(f / "ft.json"), str(f / "ft.csv"),
                    "--checkpoints", str(f / "ck"), *p])
     evaluate.main([str(f / "splits"), str(f / "finetune"), str(f / "evaluate.json"), str(f / "per_class.csv"),

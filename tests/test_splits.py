@@ -15,7 +15,7 @@ from cxrssl.data.splits import (
 )
 from cxrssl.errors import DataError, ParamError
 from cxrssl.params import from_dict
-from tests.conftest import shared_file
+from tests.conftest import params_section, settings, shared_file
 
 NAN = np.nan
 
@@ -95,7 +95,7 @@ def test_min_fractions_depend_on_the_seed_only():
 
 def test_make_splits_accounts_for_every_row():
     frame = synthetic_index()
-    config = SplitConfig(frontal_only=False, uncertainty="ignore")
+    config = settings(SplitConfig, "split", frontal_only=False, uncertainty="ignore")
     splits, summary = make_splits(frame, config, [1, 10, 100])
     assert sum(len(s) for s in splits.values()) == len(frame)
     patients = [set(s["patient"]) for s in splits.values()]
@@ -108,18 +108,18 @@ def test_make_splits_accounts_for_every_row():
 
 def test_frontal_only_and_an_empty_split():
     frame = synthetic_index()
-    splits, _ = make_splits(frame, SplitConfig(frontal_only=True), [100])
+    splits, _ = make_splits(frame, settings(SplitConfig, "split", frontal_only=True), [100])
     assert all((s["Frontal/Lateral"] == "Frontal").all() for s in splits.values())
     frame["Frontal/Lateral"] = np.where(frame["origin"] == "test", "Lateral", frame["Frontal/Lateral"])
     with pytest.raises(DataError, match="split 'test' is empty after filtering"):
-        make_splits(frame, SplitConfig(frontal_only=True), [100])
+        make_splits(frame, settings(SplitConfig, "split", frontal_only=True), [100])
 
 
 def test_split_params_are_validated():
     with pytest.raises(ParamError, match=r"split\.uncertainty is 'U-Zeros'"):
-        from_dict(SplitConfig, "split", {"uncertainty": "U-Zeros"})
+        from_dict(SplitConfig, "split", {**params_section("split"), "uncertainty": "U-Zeros"})
     with pytest.raises(ParamError, match=r"split\.val_fraction is 1\.5"):
-        from_dict(SplitConfig, "split", {"val_fraction": 1.5})
+        from_dict(SplitConfig, "split", {**params_section("split"), "val_fraction": 1.5})
     with pytest.raises(ParamError, match=r"label_percents\[1\] is 0"):
         check_percents([1, 0])
     with pytest.raises(ParamError, match=r"label_percents\[0\] is 150"):
@@ -139,18 +139,18 @@ def read_seed_splits():
 def test_seed_split_files_leak_patients_and_are_fixed():
     frame = read_seed_splits()
     with pytest.raises(DataError, match="3767 patients .* appear in both the train and the test table"):
-        make_splits(frame, SplitConfig(on_patient_overlap="error"), [100])
-    splits, summary = make_splits(frame, SplitConfig(on_patient_overlap="drop", frontal_only=False), [100])
+        make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="error"), [100])
+    splits, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="drop", frontal_only=False), [100])
     assert summary["patient_overlap"]["patients"] == 3767
     assert not set(splits["train"]["patient"]) & set(splits["test"]["patient"])
     assert len(splits["test"]) == 8831
-    kept, summary = make_splits(frame, SplitConfig(on_patient_overlap="keep", frontal_only=False), [100])
+    kept, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="keep", frontal_only=False), [100])
     assert len(set(kept["train"]["patient"]) & set(kept["test"]["patient"])) > 3000
 
 
 def test_real_label_table_splits_by_patient():
     frame = read_table(shared_file("chexpert", "train_labels.csv.gz"), Report()).assign(origin="train")
-    splits, summary = make_splits(frame, SplitConfig(), [1, 10, 100])
+    splits, summary = make_splits(frame, settings(SplitConfig, "split"), [1, 10, 100])
     assert summary["label_fractions"]["1"]["classes_without_positive"] == []
     groups = [set(s["patient"]) for s in splits.values()]
     assert sum(len(g) for g in groups) == len(set().union(*groups))
@@ -160,11 +160,11 @@ def test_real_label_table_splits_by_patient():
 def test_an_empty_label_fraction_is_an_error():
     frame = synthetic_index(60)
     with pytest.raises(DataError, match="label_percents: 1% of the .* train images selects no image"):
-        make_splits(frame, SplitConfig(), [1, 100])
+        make_splits(frame, settings(SplitConfig, "split"), [1, 100])
 
 
 def test_fractions_are_the_same_images_under_every_policy():
     frame = synthetic_index(400, with_test=False)
-    subsets = [set(subset(make_splits(frame, SplitConfig(uncertainty=p), [5])[0]["train"], 0.05)["patient"])
+    subsets = [set(subset(make_splits(frame, settings(SplitConfig, "split", uncertainty=p), [5])[0]["train"], 0.05)["patient"])
                for p in ("zeros", "ones", "ignore")]
     assert subsets[0] == subsets[1] == subsets[2]

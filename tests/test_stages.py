@@ -13,6 +13,7 @@ import yaml
 from cxrssl.data.schema import CLASSES, COLUMNS
 from cxrssl.data.store import ImageStore
 from stages import phantoms, preprocess, split
+from tests.conftest import merged, project_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,14 +21,14 @@ TINY = {
     "data": {"source": "phantoms", "root": "ds/CheXpert-v1.0-small", "train_csv": "train.csv",
              "test_csv": "valid.csv", "skip_invalid": False},
     "phantoms": {"n_patients": 30, "n_valid_patients": 8, "height": 96, "width": 80, "seed": 3, "workers": 2},
-    "preprocess": {"size": 32, "workers": 2},
+    "preprocess": {"image_size": 32, "workers": 2},
     "split": {"seed": 0, "val_fraction": 0.2, "uncertainty": "ignore"},
     "label_percents": [10, 100],
 }
 
 
 def write_params(folder: Path, **changes) -> Path:
-    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    params = project_params(**TINY)
     for key, value in changes.items():
         section, name = key.split("__")
         params[section][name] = value
@@ -247,19 +248,17 @@ def study(pipeline):
     from stages import baseline, evaluate, finetune, pretrain
 
     params = pipeline / "params.yaml"
-    values = yaml.safe_load(params.read_text())
-    values.update(STUDY)
-    params.write_text(yaml.safe_dump(values))
+    params.write_text(yaml.safe_dump(merged(yaml.safe_load(params.read_text()), STUDY)))
     p = ["--params", str(params)]
     f = pipeline
-    pretrain.main(["simclr", str(f / "store"), str(f / "splits/train.csv"), str(f / "models/simclr.pt"),
+    pretrain.main(["--method", "simclr", str(f / "store"), str(f / "splits/pretrain.csv"), str(f / "models/simclr.pt"),
                    str(f / "metrics/pretrain/simclr.json"), str(f / "plots/pretrain/simclr.csv"),
                    "--checkpoints", str(f / "checkpoints"), *p])
-    baseline.main(["random", str(f / "models/random.pt"), *p])
+    baseline.main(["--init", "random", str(f / "models/random.pt"), *p])
     for init in ("random", "simclr"):
         for pct in (10, 100):
             cell = f"{init}-{pct}"
-            finetune.main([init, str(pct), str(f / "store"), str(f / "splits"), str(f / f"models/{init}.pt"),
+            finetune.main(["--cell", cell, str(f / "store"), str(f / "splits"), str(f / f"models/{init}.pt"),
                            str(f / f"finetune/{cell}"), str(f / f"metrics/finetune/{cell}.json"),
                            str(f / f"plots/finetune/{cell}.csv"), "--checkpoints", str(f / "checkpoints"), *p])
     evaluate.main([str(f / "splits"), str(f / "finetune"), str(f / "metrics/evaluate.json"),
@@ -273,8 +272,10 @@ def test_study_writes_what_the_design_promises(study):
     for init in metrics:
         assert set(metrics[init]) == {"10", "100"}
         for cell in metrics[init].values():
-            for key in ("auroc_macro", "auroc_5", "ap_macro", "f1_macro", "kappa_macro"):
+            for key in ("auroc_macro", "auroc_5", "ap_macro", "f1_macro", "kappa_macro", "val_auroc_macro",
+                        "val_auroc_5", "val_ap_macro"):
                 assert key in cell and f"{key}_low" in cell and f"{key}_high" in cell
+            assert cell["val_images"] == len(pd.read_csv(study / "splits/val.csv"))
         # finetune.protocol_by_pct ran 10% with the frozen backbone, the rest end to end
         assert metrics[init]["10"]["protocol"] == "linear" and metrics[init]["100"]["protocol"] == "full"
         for pct, protocol in (("10", "linear"), ("100", "full")):
@@ -284,10 +285,13 @@ def test_study_writes_what_the_design_promises(study):
     per_class = pd.read_csv(study / "metrics/evaluate_per_class.csv")
     assert len(per_class) == 4 * len(CLASSES)
     assert set(zip(per_class["pct"], per_class["protocol"])) == {(10, "linear"), (100, "full")}
+    assert {"val_auroc", "val_auroc_low", "val_auroc_high", "val_ap"} <= set(per_class.columns)
     plots = study / "plots/evaluate"
-    assert list(pd.read_csv(plots / "label_efficiency.csv")["pct"]) == [10, 100]
-    for folder in ("roc", "pr", "auroc_per_class"):
-        assert sorted(p.name for p in (plots / folder).iterdir()) == [
+    for name in ("label_efficiency.csv", "label_efficiency_val.csv"):
+        efficiency = pd.read_csv(plots / "curves" / name)
+        assert list(efficiency["pct"]) == [10, 100] and {"random", "simclr", "simclr_low"} <= set(efficiency.columns)
+    for folder in ("roc", "pr"):
+        assert sorted(p.name for p in (plots / "curves" / folder).iterdir()) == [
             "random-10.csv", "random-100.csv", "simclr-10.csv", "simclr-100.csv"]
     assert (plots / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     predictions = pd.read_csv(study / "finetune/simclr-10/predictions.csv")
@@ -308,7 +312,7 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
     shutil.copytree(study / "splits", tmp_path / "splits")
     test = pd.read_csv(tmp_path / "splits/test.csv")
     test.drop(columns=list(CLASSES)).to_csv(tmp_path / "splits/test.csv", index=False)  # no test labels at all
-    finetune.main(["random", "10", str(study / "store"), str(tmp_path / "splits"), str(study / "models/random.pt"),
+    finetune.main(["--cell", "random-10", str(study / "store"), str(tmp_path / "splits"), str(study / "models/random.pt"),
                    str(tmp_path / "out"), str(tmp_path / "m.json"), str(tmp_path / "p.csv"),
                    "--params", str(study / "params.yaml"), "--checkpoints", str(tmp_path / "ck")])
     again = pd.read_csv(tmp_path / "out/predictions.csv")
@@ -317,7 +321,7 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
 
 
 def test_missing_initial_backbone_is_one_clear_error(study, tmp_path):
-    result = run_stage(["stages.finetune", "moco", "10", str(study / "store"), str(study / "splits"),
+    result = run_stage(["stages.finetune", "--cell", "moco-10", str(study / "store"), str(study / "splits"),
                         str(tmp_path / "moco.pt"), str(tmp_path / "out"), str(tmp_path / "m.json"),
                         str(tmp_path / "p.csv"), "--params", str(study / "params.yaml")], tmp_path)
     assert result.returncode == 1
@@ -330,7 +334,7 @@ def test_imagenet_init_without_cached_weights_says_how_to_provide_them(study, tm
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["pretrain"]["common"]["backbone"] = "resnet18"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "stages.baseline", "imagenet", str(tmp_path / "imagenet.pt")],
+    result = subprocess.run([sys.executable, "-m", "stages.baseline", "--init", "imagenet", str(tmp_path / "imagenet.pt")],
                             cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path)})
     assert result.returncode == 1
@@ -349,7 +353,7 @@ def test_evaluate_names_a_missing_cell(study, tmp_path):
                         "--params", str(study / "params.yaml")], tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"{tmp_path / 'finetune/simclr-10/predictions.csv'}: missing; "
-                                          "run the finetune stages first")
+                                          "run finetune@simclr-10 first")
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "plots").exists()
 
 
@@ -359,7 +363,7 @@ def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(
 
     nih = shared_file("nih-cxr14-sample", "images")
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params["gradcam"] = {"pct": 100, "per_class": 1, "real_images": str(nih)}
+    params = merged(params, {"gradcam": {"pct": 100, "per_class": 1, "real_images": str(nih)}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     gradcam.main([str(study / "store"), str(study / "splits"), str(study / "finetune"), str(tmp_path / "g.json"),
                   str(tmp_path / "plots"), str(tmp_path / "grid.jpg"), "--params", str(tmp_path / "params.yaml")])
@@ -387,7 +391,7 @@ def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(
 
 def test_gradcam_needs_a_trained_label_percent(study, tmp_path):
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params["gradcam"] = {"pct": 50}
+    params = merged(params, {"gradcam": {"pct": 50}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_stage(["stages.gradcam", str(study / "store"), str(study / "splits"), str(study / "finetune"),
                         str(tmp_path / "g.json"), str(tmp_path / "plots"), str(tmp_path / "grid.jpg"),
@@ -403,9 +407,9 @@ def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_p
 
     nih = shared_file("nih-cxr14-sample")
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params["evaluate"] = {"bootstrap": 20, "cross_dataset": {"source": "nih", "root": str(nih),
-                                                             "train_csv": "Data_Entry_2017_subset.csv",
-                                                             "test_csv": None}}
+    params = merged(params, {"evaluate": {"bootstrap": 20, "cross_dataset": {
+        "source": "nih", "root": str(nih), "train_csv": "Data_Entry_2017_subset.csv", "test_csv": None,
+        "skip_invalid": False}}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     evaluate.main([str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"), str(tmp_path / "pc.csv"),
                    str(tmp_path / "plots"), "--cross-dataset-metrics", str(tmp_path / "x.json"),
@@ -425,7 +429,8 @@ def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_p
 
 def test_cross_dataset_parameter_errors_name_their_key(study, tmp_path):
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params["evaluate"] = {"bootstrap": 20, "cross_dataset": {"source": "mimic", "root": "x"}}
+    params = merged(params, {"evaluate": {"bootstrap": 20, "cross_dataset": {
+        "source": "mimic", "root": "x", "train_csv": "a.csv", "test_csv": None, "skip_invalid": False}}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_stage(["stages.evaluate", str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"),
                         str(tmp_path / "pc.csv"), str(tmp_path / "plots"), "--cross-dataset-metrics",
@@ -442,13 +447,14 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
     import torch
 
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params["pretrain"] = {"common": {"backbone": "resnet10", "epochs": 8, "batch_size": 8, "probe_images": 16},
-                          "simclr": {"hidden_dim": 32, "dim": 16}}
+    params = merged(params, {"pretrain": {"common": {"backbone": "resnet10", "epochs": 8, "batch_size": 8,
+                                                     "probe_images": 16},
+                                          "simclr": {"hidden_dim": 32, "dim": 16}}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     def command(name):
-        return [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"),
-                str(pipeline / "splits/train.csv"), str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}.json"),
+        return [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"),
+                str(pipeline / "splits/pretrain.csv"), str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}.json"),
                 str(tmp_path / f"{name}.csv"), "--checkpoints", str(tmp_path / f"ck-{name}"),
                 "--params", str(tmp_path / "params.yaml")]
 
@@ -477,15 +483,17 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     import torch
 
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params["pretrain"] = {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
-                          "simclr": {"hidden_dim": 32, "dim": 16}}
-    params["finetune"] = {"protocol": "full", "epochs": 1, "min_steps": 0, "batch_size": 9, "evaluations": 1}
-    params["distributed"] = {"nproc_per_node": 2}
+    params = merged(params, {"pretrain": {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8,
+                                                     "probe_images": 16},
+                                          "simclr": {"hidden_dim": 32, "dim": 16}},
+                             "finetune": {"protocol": "full", "protocol_by_pct": {}, "epochs": 1, "min_steps": 0,
+                                          "batch_size": 9, "evaluations": 1},
+                             "distributed": {"nproc_per_node": 2}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     p = ["--params", str(tmp_path / "params.yaml"), "--checkpoints", str(tmp_path / "ck")]
     pretrain = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"), str(pipeline / "splits/train.csv"),
+        [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"), str(pipeline / "splits/pretrain.csv"),
          str(tmp_path / "simclr.pt"), str(tmp_path / "simclr.json"), str(tmp_path / "simclr.csv"), *p],
         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
@@ -493,7 +501,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     assert pretrain.stdout.count("x 2 processes") == 1  # rank 0 alone reports
     assert torch.load(tmp_path / "simclr.pt", weights_only=False)["method"] == "simclr"
     finetune = subprocess.run(
-        [sys.executable, "-m", "stages.finetune", "simclr", "100", str(pipeline / "store"), str(pipeline / "splits"),
+        [sys.executable, "-m", "stages.finetune", "--cell", "simclr-100", str(pipeline / "store"), str(pipeline / "splits"),
          str(tmp_path / "simclr.pt"), str(tmp_path / "cell"), str(tmp_path / "cell.json"), str(tmp_path / "cell.csv"),
          *p], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert finetune.returncode == 0, finetune.stderr[-3000:]
@@ -506,7 +514,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     params["pretrain"]["common"]["batch_size"] = 7  # not a multiple of the 2 processes: one clear error
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "simclr", str(pipeline / "store"), str(pipeline / "splits/train.csv"),
+        [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"), str(pipeline / "splits/pretrain.csv"),
          str(tmp_path / "bad.pt"), str(tmp_path / "bad.json"), str(tmp_path / "bad.csv"), *p],
         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and not (tmp_path / "bad.pt").exists()

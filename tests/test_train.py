@@ -5,11 +5,11 @@ import torch
 
 from cxrssl.methods.simclr import SimCLRConfig
 from cxrssl.pretraining import PretrainConfig, pretrain
-from cxrssl.train import LoopConfig, TrainingError, fit
-from tests.conftest import fit_killed_after
+from cxrssl.train import TrainingError, fit
+from tests.conftest import fit_killed_after, params_section, settings
 
-CONFIG = PretrainConfig(epochs=3, batch_size=8, lr=1e-3, probe_images=16, seed=3)
-METHOD = SimCLRConfig(hidden_dim=32, dim=16)
+CONFIG = settings(PretrainConfig, "pretrain.common", epochs=3, batch_size=8, lr=1e-3, probe_images=16, seed=3)
+METHOD = settings(SimCLRConfig, "pretrain.simclr", hidden_dim=32, dim=16)
 
 
 def tiny_images(n=24, size=32):
@@ -37,9 +37,9 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch)
 
 def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path, capsys):
     images = tiny_images()
-    pretrain("simclr", images, PretrainConfig(**{**CONFIG.__dict__, "epochs": 1}), METHOD, tmp_path / "c.ckpt",
+    pretrain("simclr", images, settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1}), METHOD, tmp_path / "c.ckpt",
              torch.device("cpu"))
-    pretrain("simclr", images, PretrainConfig(**{**CONFIG.__dict__, "epochs": 1, "lr": 2e-3}), METHOD,
+    pretrain("simclr", images, settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1, "lr": 2e-3}), METHOD,
              tmp_path / "c.ckpt", torch.device("cpu"))
     assert "ignoring" in capsys.readouterr().out
 
@@ -53,7 +53,7 @@ def test_non_finite_loss_names_stage_epoch_and_step():
         return model(batch).sum() * 0 + next(steps)
 
     with pytest.raises(TrainingError, match=r"finetune@x: non-finite loss \(nan\) at epoch 1, step 3"):
-        fit(model, loss_fn, batches, 3, LoopConfig(epochs=1, batch_size=4), torch.device("cpu"), None,
+        fit(model, loss_fn, batches, 3, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4), 0, torch.device("cpu"), None,
             stage="finetune@x")
 
 
@@ -68,7 +68,8 @@ def test_non_finite_gradient_with_a_finite_loss_is_an_error():
         yield torch.ones(2, 2), 2
 
     with pytest.raises(TrainingError, match=r"pretrain@x: non-finite gradient at epoch 1, step 1 .*loss was 0"):
-        fit(model, loss_fn, batches, 1, LoopConfig(epochs=1, batch_size=2), torch.device("cpu"), None, "pretrain@x")
+        fit(model, loss_fn, batches, 1, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=2), 0, torch.device("cpu"),
+            None, "pretrain@x")
 
 
 def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
@@ -80,8 +81,8 @@ def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
     def batches(generator):
         yield images, len(images)
 
-    fit(model, lambda x: model(x).float().pow(2).mean(), batches, 1, LoopConfig(epochs=1, batch_size=8),
-        torch.device("cpu"), None, "test")
+    fit(model, lambda x: model(x).float().pow(2).mean(), batches, 1, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=8),
+        0, torch.device("cpu"), None, "test")
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     plain, _ = build_backbone("resnet10")
     plain.load_state_dict(model.state_dict())
@@ -95,11 +96,11 @@ def test_pretraining_on_smaller_views_gives_a_backbone_for_the_full_images():
     from cxrssl.params import from_dict
 
     images = tiny_images(n=16, size=32)
-    config = PretrainConfig(**{**CONFIG.__dict__, "epochs": 1, "view_size": 24})
+    config = settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1, "view_size": 24})
     method, _, summary = pretrain("simclr", images, config, METHOD, None, torch.device("cpu"))
     assert [view.size for view in method.views] == [24, 24]  # the views are made at view_size
     method.eval()
     with torch.no_grad():
         assert method.backbone(images[:2, None].float() / 255).shape == (2, method.feature_dim)  # used at 32 px
     with pytest.raises(ParamError, match="pretrain.common.view_size is 8; expected null or an integer >= 17"):
-        from_dict(PretrainConfig, "pretrain.common", {"view_size": 8})
+        from_dict(PretrainConfig, "pretrain.common", {**params_section("pretrain.common"), "view_size": 8})

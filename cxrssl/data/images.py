@@ -85,7 +85,7 @@ class PreprocessConfig:
     """How every image is prepared for the store.
 
     Attributes:
-        size: output side in pixels (square; 224 for real runs).
+        image_size: output side in pixels (square; 224 for real runs).
         denoise: "none", "median", "bilateral" or "nlm" (non-local means).
         median_ksize: odd kernel size of the median filter.
         bilateral_sigma: colour and space sigma of the bilateral filter.
@@ -96,18 +96,18 @@ class PreprocessConfig:
         workers: processes for the preprocess stage (0 = one per core).
     """
 
-    size: int = 224
-    denoise: str = "none"
-    median_ksize: int = 3
-    bilateral_sigma: float = 25.0
-    nlm_h: float = 5.0
-    clahe: bool = False
-    clahe_clip_limit: float = 2.0
-    clahe_tile_grid: int = 8
-    workers: int = 0
+    image_size: int
+    denoise: str
+    median_ksize: int
+    bilateral_sigma: float
+    nlm_h: float
+    clahe: bool
+    clahe_clip_limit: float
+    clahe_tile_grid: int
+    workers: int
 
     def validate(self) -> None:
-        require(16 <= self.size <= 2048, "preprocess.size", self.size, "16 to 2048 pixels")
+        require(16 <= self.image_size <= 2048, "preprocess.image_size", self.image_size, "16 to 2048 pixels")
         require(self.denoise in DENOISERS, "preprocess.denoise", self.denoise, f"one of {', '.join(DENOISERS)}")
         require(self.median_ksize in (3, 5), "preprocess.median_ksize", self.median_ksize, "3 or 5")
         require(self.bilateral_sigma > 0, "preprocess.bilateral_sigma", self.bilateral_sigma, "> 0")
@@ -147,7 +147,7 @@ def clahe(image: np.ndarray, clip_limit: float, tile_grid: int) -> np.ndarray:
 
 def preprocess(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Resize, denoise, equalise: (H, W) uint8 -> (size, size) uint8."""
-    out = denoise(resize(image, config.size), config)
+    out = denoise(resize(image, config.image_size), config)
     if config.clahe:
         out = clahe(out, config.clahe_clip_limit, config.clahe_tile_grid)
     return out
@@ -155,7 +155,7 @@ def preprocess(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 def load_and_preprocess(path: str | Path, config: PreprocessConfig) -> np.ndarray:
     """Read one file and prepare it for the store (see :func:`preprocess`)."""
-    return preprocess(load_gray(path, target=config.size), config)
+    return preprocess(load_gray(path, target=config.image_size), config)
 
 
 def _jpeg_reduction(data: bytes, target: int) -> int:

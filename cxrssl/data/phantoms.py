@@ -31,8 +31,7 @@ from scipy import stats
 
 from cxrssl.data import phantom_images
 from cxrssl.data.label_stats import NO_FINDING_EXCLUDES, load_stats
-from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, UNCERTAIN
-from cxrssl.data.store import REGION_COLUMNS
+from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, REGION_COLUMNS, UNCERTAIN
 from cxrssl.parallel import process_pool
 from cxrssl.params import require
 from cxrssl.progress import progress as progress_bar
@@ -54,14 +53,14 @@ class PhantomConfig:
         workers: processes (0 = one per core).
     """
 
-    n_patients: int = 2000
-    n_valid_patients: int = 300
-    height: int = 384
-    width: int = 320
-    contrast: float = 1.0
-    seed: int = 0
-    jpeg_quality: int = 90
-    workers: int = 0
+    n_patients: int
+    n_valid_patients: int
+    height: int
+    width: int
+    contrast: float
+    seed: int
+    jpeg_quality: int
+    workers: int
 
     def validate(self) -> None:
         require(self.n_patients >= 1, "phantoms.n_patients", self.n_patients, "at least 1")
@@ -289,7 +288,7 @@ def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
             regions.extend(rows)
         writer.write("train.csv", train.to_csv(index=False).encode())
         writer.write("valid.csv", valid.to_csv(index=False).encode())
-        writer.write("regions.csv", pd.DataFrame(regions, columns=REGION_COLUMNS).to_csv(
+        writer.write("regions.csv", pd.DataFrame(regions, columns=list(REGION_COLUMNS)).to_csv(
             index=False, float_format="%.4f").encode())
     return {
         name: {

@@ -46,3 +46,8 @@ UNLABELLED = -9.0
 SEX_VALUES: tuple[str, ...] = ("Male", "Female", "Unknown")
 VIEW_VALUES: tuple[str, ...] = ("Frontal", "Lateral")
 PROJECTION_VALUES: tuple[str, ...] = ("AP", "PA", "LL", "RL")
+
+#: The ground-truth boxes of drawn findings (the phantoms' ``regions.csv``): the image's ``Path``, its class
+#: (``label``) and the box as shares of the image side.
+REGIONS = "regions.csv"
+REGION_COLUMNS: tuple[str, ...] = ("Path", "label", "x0", "y0", "x1", "y1")

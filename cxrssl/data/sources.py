@@ -35,11 +35,11 @@ class DataConfig:
             instead of stopping at the first.
     """
 
-    source: str = "phantoms"
-    root: str = "data/phantoms/CheXpert-v1.0-small.zip"
-    train_csv: str = "train.csv"
-    test_csv: str | None = "valid.csv"
-    skip_invalid: bool = False
+    source: str
+    root: str
+    train_csv: str
+    test_csv: str | None
+    skip_invalid: bool
 
     def validate(self, section: str = "data") -> None:
         require(self.source in SOURCES, f"{section}.source", self.source, f"one of {', '.join(SOURCES)}")

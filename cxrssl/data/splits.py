@@ -174,12 +174,12 @@ class SplitConfig:
             warning) or stop with an "error".
     """
 
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.15
-    frontal_only: bool = True
-    uncertainty: str = "zeros"
-    on_patient_overlap: str = "drop"
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    frontal_only: bool
+    uncertainty: str
+    on_patient_overlap: str
 
     def validate(self) -> None:
         require(self.seed >= 0, "split.seed", self.seed, "a non-negative integer")

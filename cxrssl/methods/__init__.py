@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cxrssl.errors import ParamError
 from cxrssl.methods.base import Method
@@ -28,12 +28,12 @@ CONFIGS = {"moco": MoCoConfig, "simclr": SimCLRConfig, "byol": BYOLConfig, "swav
 class AugmentConfig:
     """params.yaml ``pretrain.common`` augmentation keys shared by all methods (grayscale-safe)."""
 
-    crop_scale_min: float = 0.2
-    local_crop_scale: tuple[float, float] = field(default=(0.05, 0.2))
-    flip: float = 0.5
-    rotation: float = 10.0
-    brightness: float = 0.4
-    contrast: float = 0.4
+    crop_scale_min: float
+    local_crop_scale: tuple[float, float]
+    flip: float
+    rotation: float
+    brightness: float
+    contrast: float
 
 
 def view_recipes(method: str, size: int, aug: AugmentConfig, config) -> dict[str, ViewSpec]:

@@ -18,9 +18,9 @@ from cxrssl.views import ViewSpec
 class BYOLConfig:
     """params.yaml ``pretrain.byol``: projector and predictor 4096 -> 256 with BN; tau 0.996 -> 1 (cosine)."""
 
-    hidden_dim: int = 4096
-    dim: int = 256
-    tau_base: float = 0.996
+    hidden_dim: int
+    dim: int
+    tau_base: float
 
 
 def cosine_tau(step: int, total_steps: int, tau_base: float) -> float:

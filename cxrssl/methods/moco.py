@@ -33,12 +33,12 @@ class MoCoConfig:
             groups.
     """
 
-    hidden_dim: int = 2048
-    dim: int = 128
-    queue_size: int = 65536
-    momentum: float = 0.999
-    temperature: float = 0.2
-    shuffle_bn_groups: int = 2
+    hidden_dim: int
+    dim: int
+    queue_size: int
+    momentum: float
+    temperature: float
+    shuffle_bn_groups: int
 
 
 class MoCo(Method):

@@ -17,9 +17,9 @@ from cxrssl.views import ViewSpec
 class SimCLRConfig:
     """params.yaml ``pretrain.simclr``: projector 2048 -> 128 and tau as in the paper (tau 0.1 for large batches)."""
 
-    hidden_dim: int = 2048
-    dim: int = 128
-    temperature: float = 0.1
+    hidden_dim: int
+    dim: int
+    temperature: float
 
 
 class SimCLR(Method):

@@ -31,17 +31,17 @@ class SwAVConfig:
         queue_start_step: first step that uses the queue.
     """
 
-    hidden_dim: int = 2048
-    dim: int = 128
-    n_prototypes: int = 3000
-    temperature: float = 0.1
-    epsilon: float = 0.05
-    sinkhorn_iterations: int = 3
-    freeze_prototypes_steps: int = 313
-    n_local: int = 6
-    local_size_ratio: float = 96 / 224
-    queue_size: int = 0
-    queue_start_step: int = 0
+    hidden_dim: int
+    dim: int
+    n_prototypes: int
+    temperature: float
+    epsilon: float
+    sinkhorn_iterations: int
+    freeze_prototypes_steps: int
+    n_local: int
+    local_size_ratio: float
+    queue_size: int
+    queue_start_step: int
 
 
 class SwAV(Method):

@@ -1,0 +1,48 @@
+"""Stage ``report``: gather the study's results into ``results/``, the folder git keeps.
+
+    python -m stages.report metrics plots results
+
+Reads the stages' own (DVC-cached) outputs under ``metrics/`` and ``plots/``
+and writes ``results/``: ``headline.json`` (macro AUROC per init and label
+percent, val and test, and the gain over random), ``evaluate.json``,
+``cross_dataset.json``, ``gradcam.json``, ``stages.json`` (each stage's
+figures of merit), ``evaluate_per_class.csv`` and the figures. See
+:mod:`cxrssl.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cxrssl.cli import check_name, run
+from cxrssl.params import check_list, read_params
+from cxrssl.report import gather
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Gather the study's results into one folder.")
+    parser.add_argument("metrics", type=Path, help="the stages' metrics folder")
+    parser.add_argument("plots", type=Path, help="the stages' plots folder")
+    parser.add_argument("out", type=Path, help="the results folder to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    params = read_params(args.params)
+    methods = [check_name("methods", m) for m in check_list("methods", params.get("methods"), str)]
+    inits = [check_name("inits", i) for i in check_list("inits", params.get("inits"), str)]
+    percents = check_list("label_percents", params.get("label_percents"), int)
+    top = gather(args.metrics, args.plots, args.out, methods, inits, percents)
+    for init, cells in top.items():
+        line = "  ".join(f"{pct}%: val {_number(c['val_auroc_macro'])} test {_number(c['auroc_macro'])}"
+                         + (f" ({c['gain_over_random']:+.3f})" if c.get("gain_over_random") is not None else "")
+                         for pct, c in cells.items())
+        print(f"report: {init:>8}  {line}")
+    print(f"report: wrote {args.out}/")
+
+
+def _number(value: float | None) -> str:
+    return "null" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    run(main, "report")
