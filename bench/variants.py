@@ -11,8 +11,9 @@ run free). Its ``results/evaluate.json`` is read as soon as it finishes and
 its per-cell macro AUROC (val, with the patient-bootstrap interval, and test)
 is stored under the variant's name. Defaults are decided on val only; the
 test figures are kept so that the final configuration's can be read once.
-When all have run, the workspace is put back to the committed run
-(``git checkout params.yaml dvc.lock`` and ``dvc checkout``).
+Each variant starts from the committed params.yaml, and when all have run
+the workspace is put back to the committed run (``git checkout params.yaml
+dvc.lock results`` and ``dvc checkout``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ DEFAULTS = {
     "swav-eps-0.01": ["pretrain.swav.epsilon=0.01", *ONE["swav"]],
     "moco-m-0.99": ["pretrain.moco.momentum=0.99", *ONE["moco"]],
     "moco-m-0.999": ["pretrain.moco.momentum=0.999", *ONE["moco"]],
+    "moco-queue-4096": ["pretrain.moco.queue_size=4096", *ONE["moco"]],
     "byol-tau-0.8": ["pretrain.byol.tau_base=0.8", *ONE["byol"]],
     "byol-tau-0.99": ["pretrain.byol.tau_base=0.99", *ONE["byol"]],
     "protocol-full": ["finetune.protocol=full", "finetune.protocol_by_pct={}"],
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and variant not in args.only:
                 continue
             start = time.perf_counter()
+            subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
             log = dvc("exp", "run", *[arg for change in changes for arg in ("-S", change)])
             ran = sorted({line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")})
             evaluation = json.loads((REPO / "results/evaluate.json").read_text())
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{variant}: {', '.join(ran) or 'all from the run cache'} "
                   f"({record[variant]['minutes']} min)", flush=True)
     finally:
-        subprocess.run(["git", "checkout", "params.yaml", "dvc.lock"], cwd=REPO, check=True)
+        subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
         dvc("checkout", "-q")
 
 
