@@ -4,7 +4,7 @@
 
 Runs ``dvc repro`` (and ``dvc status``) in the repository ``--runs`` times
 after the pipeline is up to date, and records the median wall time in
-bench/results.json under ``dvc_noop`` (issue 7's target: <= 3 s).
+bench/results.json under ``dvc_noop``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Phantom JPEGs come from the phantoms stage's output, read in place from its
 zip archive as the stage does (run ``dvc repro phantoms`` first); the real
-images are the 150 NIH ChestX-ray14 PNGs (256 px) in ../shared/data/nih-cxr14-sample. Results go to bench/results.json.
+images are the 150 NIH ChestX-ray14 PNGs (256 px) in tests/data/nih-cxr14-sample. Results go to bench/results.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cxrssl.data.writer import build_store
 
 REPO = Path(__file__).resolve().parents[1]
 PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small.zip"
-NIH = REPO.parent / "shared/data/nih-cxr14-sample/images"
+NIH = REPO / "tests/data/nih-cxr14-sample/images"
 
 
 def naive_pil(files: list[str], size: int) -> float:

@@ -41,7 +41,7 @@ import yaml
 
 from bench._record import record
 from cxrssl.data.store import ImageStore
-from cxrssl.methods import CONFIGS, build_method
+from cxrssl.methods import build_method, config_class
 from cxrssl.models import build_backbone
 from cxrssl.params import from_dict
 from cxrssl.pretraining import PretrainConfig, pretrain
@@ -89,7 +89,7 @@ def ceiling(backbone_name: str, size: int, batch: int, steps: int, backward: boo
 def ours(method: str, images: torch.Tensor, params: dict, steps: int) -> tuple[float, list[int]]:
     """Training images/s of the stage's code over ``steps`` steps, and the view sizes it uses."""
     config = from_dict(PretrainConfig, "pretrain.common", {**params["common"], "epochs": 1})
-    method_config = from_dict(CONFIGS[method], f"pretrain.{method}", params[method])
+    method_config = from_dict(config_class(method), f"pretrain.{method}", params[method])
     subset = images[: config.batch_size * steps]
     _, _, summary = pretrain(method, subset, config, method_config, None, torch.device("cpu"))
     built = build_method(method, config.backbone, images.shape[-1], method_config, config.augment(),

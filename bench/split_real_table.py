@@ -1,6 +1,6 @@
 """How long the split code takes on the full real CheXpert label table (223,414 rows).
 
-    python -m bench.split_real_table [../shared/data/chexpert/train_labels.csv.gz]
+    python -m bench.split_real_table [tests/data/chexpert/train_labels.csv.gz]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bench._record import record
 from cxrssl.data.chexpert import Report, read_table
 from cxrssl.data.splits import SplitConfig, make_splits
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/chexpert/train_labels.csv.gz"
+DEFAULT = Path(__file__).resolve().parents[1] / "tests/data/chexpert/train_labels.csv.gz"
 
 
 def main() -> None:

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from cxrssl.data.store import ImageStore
-from cxrssl.methods import AugmentConfig, build_method
+from cxrssl.methods import build_method
 from cxrssl.methods.losses import sinkhorn
 from cxrssl.methods.swav import SwAVConfig
+from cxrssl.params import from_dict, read_params
+from cxrssl.pretraining import PretrainConfig
 from cxrssl.views import make_view, to_float
 
 
@@ -42,9 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     images = torch.from_numpy(ImageStore(args.store).load(pd.read_csv(args.train)["row"].to_numpy()))
-    config = SwAVConfig(epsilon=args.epsilon, n_prototypes=args.prototypes, dim=128, hidden_dim=2048, n_local=0,
-                        freeze_prototypes_steps=10)
-    method = build_method("swav", "resnet18", images.shape[-1], config, AugmentConfig())
+    params = read_params()["pretrain"]
+    config = replace(from_dict(SwAVConfig, "pretrain.swav", params["swav"]), epsilon=args.epsilon,
+                     n_prototypes=args.prototypes, dim=128, hidden_dim=2048, n_local=0, freeze_prototypes_steps=10)
+    augment = from_dict(PretrainConfig, "pretrain.common", params["common"]).augment()
+    method = build_method("swav", "resnet18", images.shape[-1], config, augment, n_train=len(images))
     if args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(method.parameters(), lr=1e-3, weight_decay=1e-4)
     else:

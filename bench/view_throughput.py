@@ -26,7 +26,7 @@ import yaml
 
 from bench._record import RESULTS, record
 from cxrssl.data.store import ImageStore
-from cxrssl.methods import CONFIGS, build_method
+from cxrssl.methods import build_method, config_class
 from cxrssl.params import from_dict
 from cxrssl.pretraining import PretrainConfig
 from cxrssl.views import make_view, to_float
@@ -47,7 +47,7 @@ def main() -> None:
     training = json.loads(RESULTS.read_text()).get(f"pretrain_throughput_{config.backbone}", {}).get("methods", {})
     results = {}
     for name in METHODS:
-        method_config = from_dict(CONFIGS[name], f"pretrain.{name}", params[name])
+        method_config = from_dict(config_class(name), f"pretrain.{name}", params[name])
         method = build_method(name, config.backbone, images.shape[-1], method_config, config.augment(),
                               n_train=len(images))
         generator = torch.Generator().manual_seed(0)

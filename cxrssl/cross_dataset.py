@@ -52,7 +52,7 @@ def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size
         columns (1 / 0, NaN where masked), the (N, size, size) uint8 images,
         and a description (source, root, counts, skipped images).
     """
-    report = Report(skip=config.skip_invalid)
+    report = Report(skip=config.skip_invalid, max_bytes=preprocess.max_file_bytes)
     frame = read_source(config, report)
     if (frame["origin"] == "test").any():
         frame = frame[frame["origin"] == "test"].reset_index(drop=True)

@@ -36,6 +36,7 @@ from torch import nn
 
 from cxrssl import distributed
 from cxrssl.data.schema import CLASSES
+from cxrssl.errors import DataError
 from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
@@ -340,7 +341,8 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
                                          sort_keys=True),
                   on_epoch_end=evaluate, extra_state=state, stop=stop)
     if state["best_weights"] is None:
-        raise ValueError(f"{stage}: the val split has no class with both labels; cannot select a model")
+        raise DataError(f"{stage}: no val class has both a positive and a negative label, so no model can be "
+                        "selected on val; give val more patients (split.val_fraction) or check the labels")
     trainable.load_state_dict(state["best_weights"])
     if linear:
         with torch.no_grad():

@@ -48,7 +48,7 @@ from cxrssl.params import require
 #: params.yaml ``gradcam.method`` -> the name shown on the figures.
 METHODS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 
-#: Classes whose phantom finding is a localised region (issue 5's target set).
+#: Classes whose phantom finding is a localised region: the ones localisation is scored on.
 LOCALISED = ("Cardiomegaly", "Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Fracture",
              "Support Devices")
 

@@ -48,10 +48,14 @@ def read_weights_file(path: Path, kind: str, keys: tuple[str, ...], when_missing
     """The dict a stage saved with torch.save, with ``keys`` checked; one clear error naming ``path`` otherwise."""
     if not path.is_file():
         raise DataError(f"{path}: missing; {when_missing}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: tensors and plain containers only; a pickled object that would run code is refused
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise DataError(f"{path}: not a readable {kind} file ({error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: not a readable {kind} file ({reason}); weight files are loaded without "
+                        "unpickling code") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: not a {kind} file (it holds a {type(state).__name__}, not a dict){rerun}")
     missing = [key for key in keys if key not in state]
     if missing:
         raise DataError(f"{path}: not a {kind} file (no {missing[0]!r}){rerun}")

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from cxrssl import distributed
 from cxrssl.errors import ParamError
-from cxrssl.methods import MIN_VIEW_SIZE, AugmentConfig, build_method
+from cxrssl.methods import MIN_VIEW_SIZE, build_method
 from cxrssl.methods.base import Method
 from cxrssl.models import BACKBONES, pick_device
 from cxrssl.params import require
 from cxrssl.train import LoopConfig, fit, to_device
-from cxrssl.views import make_view, normalize, to_float
+from cxrssl.views import AugmentConfig, make_view, normalize, to_float
 
 
 @dataclass(frozen=True)

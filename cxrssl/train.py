@@ -139,8 +139,8 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     Raises:
         TrainingError: a non-finite loss, naming the stage, epoch and step.
     """
-    # NHWC convolutions: 1.25x the images/s of ResNet-10 at 64 px under bf16 autocast on this CPU
-    # (bench/results.json "channels_last"), and the layout tensor cores want on CUDA. In place.
+    # NHWC convolutions: faster under bf16 autocast on oneDNN CPUs (python -m bench.channels_last), and the
+    # layout tensor cores want on CUDA. In place.
     model.to(memory_format=torch.channels_last)
     step_loss = distributed.wrap(model, loss_fn, device)
     if config.compile:
@@ -229,20 +229,38 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     return history
 
 
+#: What a checkpoint written by :func:`fit` holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "total_steps", "fingerprint")
+
+
 def read_checkpoint(checkpoint: Path | None, device: torch.device) -> dict | None:
     """The checkpoint's state, or None. With several processes rank 0 reads it and sends it to all.
 
     Only rank 0 writes checkpoints, and on several machines the other
     processes may not see its disk (or may see a stale file): rank 0 decides.
+    A file that is not a checkpoint of this loop (damaged, foreign, or one
+    that would unpickle code: it is loaded with ``weights_only``) is reported
+    and ignored; training then starts from the beginning, which is always right.
     """
     if not distributed.active():
-        if checkpoint is None or not checkpoint.is_file():
-            return None
-        return torch.load(checkpoint, map_location=device, weights_only=False)
-    state = None
-    if distributed.is_main() and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        return _load_checkpoint(checkpoint, device)
+    state = _load_checkpoint(checkpoint, torch.device("cpu")) if distributed.is_main() else None
     return distributed.broadcast_object(state)
+
+
+def _load_checkpoint(checkpoint: Path | None, device: torch.device) -> dict | None:
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+            raise ValueError("not a checkpoint of this training loop")
+        int(state["epoch"]), int(state["total_steps"])
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        distributed.log(f"ignoring {checkpoint}: not a readable checkpoint ({reason}); starting from the beginning")
+        return None
+    return state
 
 
 def global_mean(loss: torch.Tensor) -> float:

@@ -20,6 +20,29 @@ GRAY_MEAN, GRAY_STD = 0.449, 0.226
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """params.yaml ``pretrain.common``'s augmentation keys, shared by all methods (grayscale-safe).
+
+    Attributes:
+        crop_scale_min: smallest crop area of the (global) random resized crops.
+        local_crop_scale: crop area range of small crops (SwAV's multi-crop).
+        flip, rotation, brightness, contrast: see :class:`ViewSpec`.
+    """
+
+    crop_scale_min: float
+    local_crop_scale: tuple[float, float]
+    flip: float
+    rotation: float
+    brightness: float
+    contrast: float
+
+    def view(self, size: int) -> ViewSpec:
+        """The shared view each method's views are made from (:meth:`cxrssl.methods.base.Method.views_for`)."""
+        return ViewSpec(size=size, scale=(self.crop_scale_min, 1.0), flip=self.flip, rotation=self.rotation,
+                        brightness=self.brightness, contrast=self.contrast)
+
+
+@dataclass(frozen=True)
 class ViewSpec:
     """One view's augmentation recipe.
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     data = from_dict(DataConfig, "data", params.get("data"))
     config = from_dict(PreprocessConfig, "preprocess", params.get("preprocess"))
 
-    report = Report(skip=data.skip_invalid)
+    report = Report(skip=data.skip_invalid, max_bytes=config.max_file_bytes)
     frame = read_source(data, report)
     regions_file = dataset_root(data.root, data.train_csv) / REGIONS  # ground-truth boxes (the phantoms have them)
     try:

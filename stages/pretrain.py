@@ -23,7 +23,7 @@ from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import ParamError
 from cxrssl.io import atomic_file, write_csv, write_json
-from cxrssl.methods import CONFIGS, METHODS, validate_method_config
+from cxrssl.methods import METHODS, config_class
 from cxrssl.params import from_dict, read_params
 from cxrssl.pretraining import PretrainConfig, check_batch_split, pretrain
 
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     params = read_params(args.params)
     section = params.get("pretrain") or {}
     config = from_dict(PretrainConfig, "pretrain.common", section.get("common"))
-    method_config = from_dict(CONFIGS[method], f"pretrain.{method}", section.get(method))
-    validate_method_config(method, method_config)
+    method_config = from_dict(config_class(method), f"pretrain.{method}", section.get(method))
     check_batch_split(config.batch_size, distributed.validate_params(params.get("distributed"))["nproc_per_node"])
     device = distributed.start("stages.pretrain", argv, params.get("distributed"))
     if device is None:  # ran under torchrun

@@ -15,14 +15,13 @@ from cxrssl.params import from_dict, lookup, read_params
 
 REPO = Path(__file__).resolve().parents[1]
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def shared_file(*parts: str) -> Path:
-    """A file from ../shared/data, or skip the test when the folder is not there."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+def sample_file(*parts: str) -> Path:
+    """A file of the real data samples in tests/data (see its README)."""
+    path = DATA.joinpath(*parts)
+    assert path.exists(), f"{path} is missing from the repository"
     return path
 
 

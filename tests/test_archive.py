@@ -132,3 +132,14 @@ def test_a_failed_zip_write_closes_the_archive_while_its_file_is_open(tmp_path):
         gc.collect()
     with zipfile.ZipFile(tmp_path / "x.zip") as done:
         assert done.namelist() == ["CheXpert-v1.0-small/a.jpg"]
+
+
+def test_a_member_that_inflates_past_the_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("D/big.png", bytes(5_000_000))  # 5 MB of zeros: a few kB in the archive
+    assert path.stat().st_size < 20_000
+    with pytest.raises(DataError, match=r"bomb\.zip::D/big\.png: 5,000,000 bytes once inflated, more than the "
+                                        r"1,000,000 allowed"):
+        archive.read_bytes(f"{path}::D/big.png", max_bytes=1_000_000)
+    assert len(archive.read_bytes(f"{path}::D/big.png", max_bytes=5_000_000)) == 5_000_000

@@ -7,7 +7,7 @@ import pytest
 from cxrssl.data.chexpert import Report, read_dataset, read_table, resolve_image
 from cxrssl.data.schema import CLASSES, COLUMNS
 from cxrssl.errors import DataError
-from tests.conftest import make_row, shared_file, write_table
+from tests.conftest import make_row, sample_file, write_table
 
 
 def test_reads_a_valid_table(tmp_path):
@@ -22,7 +22,7 @@ def test_reads_a_valid_table(tmp_path):
 
 
 def test_reads_the_real_label_table_quickly():
-    table = read_table(shared_file("chexpert", "train_labels.csv.gz"), Report())
+    table = read_table(sample_file("chexpert", "train_labels.csv.gz"), Report())
     assert len(table) == 223_414
     assert table["patient"].nunique() == 64_540
     assert table["study"].nunique() == 187_641
@@ -57,8 +57,64 @@ def test_bad_values_name_file_line_and_value(tmp_path, change, message):
 
 def test_duplicate_paths_are_refused(tmp_path):
     path = write_table(tmp_path / "t.csv", [make_row(1, 1), make_row(2, 1), make_row(1, 1)])
-    with pytest.raises(DataError, match=r"line 4: Path '.*patient00001/study1/view1_frontal.jpg' appears more"):
+    with pytest.raises(DataError, match=r"line 4: Path '.*patient00001/study1/view1_frontal.jpg' names a file "
+                                        r"listed before it"):
         read_table(path, Report())
+
+
+@pytest.mark.parametrize("spelling", ["CheXpert-v1.0-small/train/./patient00001/study1/view1_frontal.jpg",
+                                      "CheXpert-v1.0-small/train//patient00001/study1/view1_frontal.jpg",
+                                      "train/patient00001/study1/view1_frontal.jpg"])
+def test_one_file_under_another_spelling_is_a_duplicate(tmp_path, spelling):
+    other = make_row(1, 1)
+    other["Path"] = spelling
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1), other])
+    with pytest.raises(DataError, match=r"line 3: .* names a file listed before it"):
+        read_table(path, Report())
+
+
+@pytest.mark.parametrize("escape", ["CheXpert-v1.0-small/train/../../../outside/patient00001/study1/view1_frontal.jpg",
+                                    "/etc/patient00001/study1/view1_frontal.jpg",
+                                    "CheXpert-v1.0-small/train/..\\..\\patient00001/study1/view1_frontal.jpg"])
+def test_a_path_that_leaves_the_dataset_is_refused_or_skipped(tmp_path, escape):
+    bad = make_row(2, 1)
+    bad["Path"] = escape
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1), bad])
+    with pytest.raises(DataError, match=r"line 3: Path .* inside the dataset"):
+        read_table(path, Report())
+    report = Report(skip=True)
+    assert len(read_table(path, report)) == 1 and report.problems[0].line == 3
+    with pytest.raises(DataError, match="leaves the dataset folder"):
+        resolve_image(tmp_path, escape)
+
+
+def test_table_structure_problems_name_the_file_and_line(tmp_path):
+    good = write_table(tmp_path / "good.csv", [make_row(1, 1), make_row(2, 1)])
+    lines = good.read_text().splitlines()
+    (tmp_path / "dup.csv").write_text("\n".join([lines[0].replace("Edema", "Cardiomegaly"), *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match=r"dup\.csv, line 1: the column 'Cardiomegaly' appears more than once"):
+        read_table(tmp_path / "dup.csv", Report())
+    (tmp_path / "short.csv").write_text("\n".join([lines[0], lines[1].rsplit(",", 3)[0], lines[2]]) + "\n")
+    with pytest.raises(DataError, match=r"short\.csv, line 2: 16 fields where the header has 19"):
+        read_table(tmp_path / "short.csv", Report())
+    report = Report(skip=True)
+    assert list(read_table(tmp_path / "short.csv", report)["line"]) == [3] and report.problems[0].line == 2
+    (tmp_path / "latin1.csv").write_bytes(("\n".join(lines) + "\n").encode() + "Zürich".encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match=r"latin1\.csv, line 4: not UTF-8 text \(byte 0xfc\)"):
+        read_table(tmp_path / "latin1.csv", Report())
+
+
+def test_a_table_with_only_its_header_is_an_error(tiny_dataset):
+    header = (tiny_dataset / "train.csv").read_text().splitlines()[0]
+    (tiny_dataset / "train.csv").write_text(header + "\n")
+    with pytest.raises(DataError, match=r"data\.train_csv: .*train\.csv: no valid rows"):
+        read_dataset(tiny_dataset, "train.csv", "valid.csv", Report())
+
+
+def test_a_table_over_the_byte_limit_is_refused_before_it_is_read(tmp_path):
+    path = write_table(tmp_path / "t.csv", [make_row(1, 1)])
+    with pytest.raises(DataError, match=r"t\.csv: .* bytes, more than the 10 allowed"):
+        read_table(path, Report(max_bytes=10))
 
 
 def test_skip_mode_drops_and_reports_bad_rows(tmp_path):

@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from cxrssl import distributed
 from cxrssl.errors import ParamError
 from cxrssl.finetune import FinetuneConfig, finetune
-from cxrssl.methods import CONFIGS, build_method
+from cxrssl.methods import build_method, config_class
 from cxrssl.models import build_backbone
 from cxrssl.pretraining import PretrainConfig, pretrain
 from cxrssl.train import fit
@@ -64,7 +64,7 @@ def _entry(rank: int, worker, port: int, args) -> None:
 
 def _method(name: str, groups: int):
     torch.manual_seed(0)
-    config = settings(CONFIGS[name], f"pretrain.{name}", **SMALL[name],
+    config = settings(config_class(name), f"pretrain.{name}", **SMALL[name],
                       **({"shuffle_bn_groups": groups} if name == "moco" else {}))
     method = build_method(name, "resnet10", SIZE, config, settings(PretrainConfig, "pretrain.common").augment(), n_train=64)
     if method.sync_bn:
@@ -103,7 +103,7 @@ def _methods_worker(out: str) -> None:
     with pytest.raises(ParamError, match="does not split evenly across 2 processes"):
         pretrain("simclr", torch.zeros(20, SIZE, SIZE, dtype=torch.uint8),
                  settings(PretrainConfig, "pretrain.common", backbone="resnet10", batch_size=5, epochs=1, probe_images=4),
-                 settings(CONFIGS["simclr"], "pretrain.simclr", **SMALL["simclr"]), None, torch.device("cpu"))
+                 settings(config_class("simclr"), "pretrain.simclr", **SMALL["simclr"]), None, torch.device("cpu"))
     if dist.get_rank() == 0:
         torch.save(results, out)
 
@@ -112,7 +112,7 @@ def _methods_worker(out: str) -> None:
 def two_processes(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ddp") / "results.pt"
     _spawn(_methods_worker, str(out))
-    return torch.load(out, weights_only=False)
+    return torch.load(out, weights_only=True)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -175,7 +175,7 @@ def test_ddp_finetune_ends_with_the_weights_of_one_process(tmp_path_factory, pro
     out = tmp_path_factory.getbasetemp() / "ddp-finetune.pt"
     if not out.exists():
         _spawn(_finetune_worker, str(out))
-    ddp_state, ddp_losses = torch.load(out, weights_only=False)[protocol]
+    ddp_state, ddp_losses = torch.load(out, weights_only=True)[protocol]
     torch.set_num_threads(1)
     state, losses = _finetune(protocol)
     # without the global BatchNorm, or with each slice's loss averaged on its own, the losses differ by > 1e-3
@@ -240,7 +240,7 @@ def _resume_worker(folder: str) -> None:
 
 def test_ddp_resume_is_rank_0s_and_an_empty_slice_keeps_batchnorm_finite(tmp_path):
     _spawn(_resume_worker, str(tmp_path))
-    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    results = torch.load(tmp_path / "results.pt", weights_only=True)
     (straight_losses, straight_weight), (resumed_losses, resumed_weight) = results["straight"], results["resumed"]
     assert len(resumed_losses) == 3 and resumed_losses == straight_losses
     torch.testing.assert_close(resumed_weight, straight_weight, rtol=0, atol=0)

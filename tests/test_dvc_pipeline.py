@@ -164,6 +164,19 @@ def test_a_new_method_is_one_edit_of_params(repo):
         git("checkout", "params.yaml", cwd=repo)
 
 
+def test_a_list_entry_never_reaches_a_shell(repo):
+    set_params(repo, {"baselines": ["random", "x; touch pwned"], "inits": ["random", "moco"]})
+    try:
+        env = {**os.environ, "PATH": f"{DVC.parent}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+        result = subprocess.run([str(DVC), "repro"], cwd=repo, capture_output=True, text=True, env=env)
+        assert result.returncode != 0
+        assert "error: baseline: params: baselines has 'x; touch pwned'; expected a name" in result.stderr
+        assert not (repo / "pwned").exists()
+    finally:
+        git("checkout", "params.yaml", "dvc.lock", cwd=repo)
+    assert changed_stages(repo) == set()
+
+
 def test_a_shared_remote_gives_a_fresh_clone_every_output_and_nothing_to_rerun(repo, tmp_path):
     """A local folder stands in for the team's S3 or SSH remote: push, clone afresh, pull, repro reruns nothing."""
     git("checkout", "params.yaml", cwd=repo)

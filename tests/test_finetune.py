@@ -194,3 +194,16 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert [h["loss"] for h in history] == [h["loss"] for h in resumed_history]
+
+
+def test_a_val_split_that_cannot_select_a_model_is_one_clear_error():
+    from cxrssl.errors import DataError
+
+    images, targets = separable(n=16)
+    val_images, _ = separable(n=8, seed=1)
+    no_positive = np.zeros((8, targets.shape[1]))  # no class with both labels on val
+    backbone, dim = build_backbone("resnet10")
+    config = settings(FinetuneConfig, "finetune", protocol="linear", linear_epochs=1, linear_min_steps=0,
+                      batch_size=8, evaluations=1)
+    with pytest.raises(DataError, match=r"finetune@x-1: no val class has both a positive and a negative label"):
+        finetune(backbone, dim, images, targets, val_images, no_positive, config, 0, CPU, stage="finetune@x-1")

@@ -3,6 +3,10 @@
 import errno
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
 import tempfile
 
 import pandas as pd
@@ -75,3 +79,48 @@ def test_a_read_only_folder_keeps_its_output(tmp_path):
     finally:
         path.parent.chmod(0o755)
     assert json.loads(path.read_text()) == {"a": 1}
+
+
+def test_leftovers_of_a_killed_writer_are_swept_but_a_live_ones_are_kept(tmp_path):
+    dead = tmp_path / ".store.tmp-999999999-abc"  # a pid no process has
+    dead.mkdir()
+    (dead / "images.npy").write_bytes(b"x" * 100)
+    old = tmp_path / ".store.old-999999998"
+    old.mkdir()
+    live = tmp_path / f".store.tmp-{os.getppid()}-xyz"  # a process that is running
+    live.mkdir()
+    legacy = tmp_path / ".metrics.json.tmp-k2j3h4"  # no pid: from before pids were in the name
+    legacy.write_text("{}")
+    with atomic_dir(tmp_path / "store") as tmp:
+        (tmp / "images.npy").write_text("new")
+    write_json(tmp_path / "metrics.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["store", "metrics.json", live.name])
+
+
+def _under_a_file_size_limit(limit: int, code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in Python where no file may grow past ``limit`` bytes: a disk that is full."""
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-c", code], preexec_fn=limit_files, capture_output=True, text=True,
+                          cwd=os.getcwd())
+
+
+def test_a_store_on_a_full_disk_fails_before_writing_and_leaves_nothing(tmp_path):
+    """A memory map writes into a sparse file's holes: with no space left, that is a SIGBUS, not an error."""
+    code = f"""
+import numpy as np
+from pathlib import Path
+from cxrssl.io import atomic_dir, preallocate
+with atomic_dir(Path({str(tmp_path / "store")!r})) as tmp:
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(100, 64, 64))
+    preallocate(tmp / "images.npy")
+    images[:] = 1
+"""
+    result = _under_a_file_size_limit(100_000, code)  # the map needs 409,728 bytes
+    assert result.returncode == 1 and result.stderr.strip().endswith(
+        f"cxrssl.errors.CxrsslError: {tmp_path / 'store'}: cannot write it (File too large); the previous output, "
+        "if any, is left as it was")
+    assert list(tmp_path.iterdir()) == []

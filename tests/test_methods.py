@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cxrssl.methods import CONFIGS, build_method
+from cxrssl.methods import build_method, config_class
 from cxrssl.methods.base import update_momentum
 from cxrssl.methods.byol import cosine_tau
 from cxrssl.methods.moco import MoCo, MoCoConfig
@@ -18,10 +18,11 @@ from tests.conftest import settings
 
 SMALL = {
     "moco": settings(MoCoConfig, "pretrain.moco", hidden_dim=64, dim=32, queue_size=64),
-    "simclr": settings(CONFIGS["simclr"], "pretrain.simclr", hidden_dim=64, dim=32),
-    "byol": settings(CONFIGS["byol"], "pretrain.byol", hidden_dim=64, dim=32, tau_base=0.99),
+    "simclr": settings(config_class("simclr"), "pretrain.simclr", hidden_dim=64, dim=32),
+    "byol": settings(config_class("byol"), "pretrain.byol", hidden_dim=64, dim=32, tau_base=0.99),
     "swav": settings(SwAVConfig, "pretrain.swav", hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2),
 }
+AUGMENT = settings(PretrainConfig, "pretrain.common").augment()
 
 
 def fixed_batch(n=16, size=32):
@@ -34,7 +35,7 @@ def fixed_batch(n=16, size=32):
 @pytest.mark.parametrize("name", ["moco", "simclr", "byol", "swav"])
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name):
     torch.manual_seed(0)
-    method = build_method(name, "resnet18", 32, SMALL[name], settings(PretrainConfig, "pretrain.common").augment())
+    method = build_method(name, "resnet18", 32, SMALL[name], AUGMENT, n_train=64)
     if name == "moco":  # a fixed batch would enqueue its own keys as negatives: keep the queue fixed
         method._dequeue_and_enqueue = lambda keys: None
     batch = fixed_batch()
@@ -55,7 +56,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(name):
 
 
 def test_every_head_is_trained_byol_projector_and_predictor_included():
-    method = build_method("byol", "resnet18", 32, SMALL["byol"], settings(PretrainConfig, "pretrain.common").augment())
+    method = build_method("byol", "resnet18", 32, SMALL["byol"], AUGMENT, n_train=64)
     views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
     method.loss(views).backward()
     for name in ("backbone", "projector", "predictor"):
@@ -79,7 +80,8 @@ def test_cosine_tau_goes_from_base_to_one():
 
 def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
     backbone, dim = build_backbone("resnet18")
-    moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=5), 32, ViewSpec(size=32))
+    moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=5),
+                (ViewSpec(size=32),) * 2, n_train=64)
     keys = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
     moco._dequeue_and_enqueue(keys)
     torch.testing.assert_close(moco.queue[:3], keys)
@@ -94,12 +96,13 @@ def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
 def test_moco_queue_is_clipped_to_the_training_set():
     backbone, dim = build_backbone("resnet18")
     with pytest.warns(UserWarning, match="queue_size 100 is larger than the training set"):
-        moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=100), 32, ViewSpec(size=32), n_train=10)
+        moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=100),
+                    (ViewSpec(size=32),) * 2, n_train=10)
     assert moco.queue.shape == (10, 4)
 
 
 def test_swav_prototypes_are_normalised_and_frozen_at_first():
-    method = build_method("swav", "resnet18", 32, SMALL["swav"], settings(PretrainConfig, "pretrain.common").augment())
+    method = build_method("swav", "resnet18", 32, SMALL["swav"], AUGMENT, n_train=64)
     views = [make_view(fixed_batch(8), spec, torch.Generator().manual_seed(0)) for spec in method.views]
     assert len(views) == 4 and views[2].shape[-1] < views[0].shape[-1]  # multi-crop
     method.loss(views).backward()
@@ -116,17 +119,15 @@ def test_swav_prototypes_are_normalised_and_frozen_at_first():
 
 def test_swav_needs_more_prototypes_than_dimensions():
     from cxrssl.errors import ParamError
-    from cxrssl.methods import validate_method_config
-
     with pytest.raises(ParamError, match=r"pretrain\.swav\.n_prototypes is 100; expected more prototypes than"):
-        validate_method_config("swav", settings(SwAVConfig, "pretrain.swav", dim=128, n_prototypes=100))
+        settings(SwAVConfig, "pretrain.swav", dim=128, n_prototypes=100).validate()
 
 
 def test_small_crops_never_shrink_a_resnet_stage_to_one_pixel():
     from cxrssl.methods import MIN_VIEW_SIZE, build_method
 
     method = build_method("swav", "resnet10", 32, settings(SwAVConfig, "pretrain.swav", dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
-                          settings(PretrainConfig, "pretrain.common").augment())
+                          AUGMENT, n_train=64)
     assert [v.size for v in method.views] == [32, 32, MIN_VIEW_SIZE, MIN_VIEW_SIZE]
     features = method.backbone.layer3(method.backbone.layer2(method.backbone.layer1(method.backbone.maxpool(
         method.backbone.conv1(torch.zeros(2, 1, MIN_VIEW_SIZE, MIN_VIEW_SIZE))))))

@@ -14,7 +14,7 @@ from cxrssl.data.nih import NIH_CLASSES, map_labels, read_dataset, read_table
 from cxrssl.data.schema import CLASSES, UNLABELLED
 from cxrssl.data.splits import apply_policy
 from cxrssl.errors import DataError
-from tests.conftest import project_params, shared_file
+from tests.conftest import project_params, sample_file
 
 SAMPLE = "Data_Entry_2017_subset.csv"
 HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -48,7 +48,7 @@ def test_nih_findings_map_into_the_chexpert_space_and_the_rest_is_unlabelled():
 
 
 def test_the_real_sample_table_reads_with_one_patient_per_image():
-    table = shared_file("nih-cxr14-sample", SAMPLE)
+    table = sample_file("nih-cxr14-sample", SAMPLE)
     frame = read_table(table, Report())
     raw = pd.read_csv(table)
     assert len(frame) == len(raw) == 150
@@ -120,7 +120,7 @@ def nih_run(tmp_path_factory):
     """preprocess -> split -> finetune@random-100 -> evaluate on the 150 real images, a few of them 1024 px RGBA."""
     from stages import baseline, evaluate, finetune, preprocess, split
 
-    source = shared_file("nih-cxr14-sample")
+    source = sample_file("nih-cxr14-sample")
     folder = tmp_path_factory.mktemp("nih")
     root = folder / "nih"
     shutil.copytree(source, root)

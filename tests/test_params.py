@@ -15,7 +15,7 @@ from cxrssl.errors import ParamError
 from cxrssl.evaluation import EvaluateConfig
 from cxrssl.finetune import FinetuneConfig
 from cxrssl.gradcam import GradcamConfig
-from cxrssl.methods import CONFIGS
+from cxrssl.methods import METHODS
 from cxrssl.params import SECTIONS, check_list, from_dict, lookup, read_params
 from cxrssl.pretraining import PretrainConfig
 from tests.conftest import REPO
@@ -34,7 +34,7 @@ FULL = {"count": 3, "rate": 1, "name": None, "flag": False, "items": [1, 2]}
 
 #: Every section of params.yaml that is read into a config class.
 CONFIG_SECTIONS = {"data": DataConfig, "phantoms": PhantomConfig, "preprocess": PreprocessConfig, "split": SplitConfig,
-                   "pretrain.common": PretrainConfig, **{f"pretrain.{m}": c for m, c in CONFIGS.items()},
+                   "pretrain.common": PretrainConfig, **{f"pretrain.{m}": cls.Config for m, cls in METHODS.items()},
                    "finetune": FinetuneConfig, "evaluate": EvaluateConfig, "gradcam": GradcamConfig}
 
 
@@ -93,7 +93,7 @@ def test_params_yaml_sets_every_key_of_every_config_and_no_other():
     assert set(params) == set(SECTIONS)
     configs = {section: from_dict(cls, section, lookup(params, section, dict))
                for section, cls in CONFIG_SECTIONS.items()}
-    assert set(params["pretrain"]) == {"common", *CONFIGS}
+    assert set(params["pretrain"]) == {"common", *METHODS}
     validate_params(params["distributed"])
     for key in ("methods", "baselines", "inits"):
         check_list(key, params[key], str)

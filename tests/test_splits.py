@@ -15,7 +15,7 @@ from cxrssl.data.splits import (
 )
 from cxrssl.errors import DataError, ParamError
 from cxrssl.params import from_dict
-from tests.conftest import params_section, settings, shared_file
+from tests.conftest import params_section, sample_file, settings
 
 NAN = np.nan
 
@@ -130,26 +130,31 @@ def test_split_params_are_validated():
         check_percents(10)
 
 
-def read_seed_splits():
-    train = read_table(shared_file("chexpert", "seed_train_split.csv.gz"), Report())
-    test = read_table(shared_file("chexpert", "seed_test_split.csv.gz"), Report())
-    return pd.concat([train.assign(origin="train"), test.assign(origin="test")], ignore_index=True)
+def image_level_split(seed: int = 0, test_share: float = 0.2) -> pd.DataFrame:
+    """The real label table split by image, not by patient, as split files made that way are."""
+    frame = read_table(sample_file("chexpert", "train_labels.csv.gz"), Report())
+    test = np.random.default_rng(seed).random(len(frame)) < test_share
+    return frame.assign(origin=np.where(test, "test", "train"))
 
 
-def test_seed_split_files_leak_patients_and_are_fixed():
-    frame = read_seed_splits()
-    with pytest.raises(DataError, match="3767 patients .* appear in both the train and the test table"):
+def test_split_files_made_by_image_leak_patients_and_are_fixed():
+    frame = image_level_split()
+    leaked = set(frame.loc[frame["origin"] == "train", "patient"]) & set(frame.loc[frame["origin"] == "test", "patient"])
+    assert len(leaked) > 10_000  # most patients have several images: an image-level split leaks most of them
+    with pytest.raises(DataError, match=f"{len(leaked)} patients .* appear in both the train and the test table"):
         make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="error"), [100])
-    splits, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="drop", frontal_only=False), [100])
-    assert summary["patient_overlap"]["patients"] == 3767
-    assert not set(splits["train"]["patient"]) & set(splits["test"]["patient"])
-    assert len(splits["test"]) == 8831
-    kept, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="keep", frontal_only=False), [100])
-    assert len(set(kept["train"]["patient"]) & set(kept["test"]["patient"])) > 3000
+    dropped, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="drop",
+                                                   frontal_only=False), [100])
+    assert summary["patient_overlap"]["patients"] == len(leaked)
+    assert not set(dropped["train"]["patient"]) & set(dropped["test"]["patient"])
+    assert len(dropped["test"]) == int((frame["origin"] == "test").sum())  # the test table is kept whole
+    assert not leaked & (set(dropped["train"]["patient"]) | set(dropped["val"]["patient"]))  # dropped from train
+    kept, _ = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="keep", frontal_only=False), [100])
+    assert set(kept["train"]["patient"]) & set(kept["test"]["patient"])
 
 
 def test_real_label_table_splits_by_patient():
-    frame = read_table(shared_file("chexpert", "train_labels.csv.gz"), Report()).assign(origin="train")
+    frame = read_table(sample_file("chexpert", "train_labels.csv.gz"), Report()).assign(origin="train")
     splits, summary = make_splits(frame, settings(SplitConfig, "split"), [1, 10, 100])
     assert summary["label_fractions"]["1"]["classes_without_positive"] == []
     groups = [set(s["patient"]) for s in splits.values()]

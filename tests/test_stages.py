@@ -205,30 +205,78 @@ def test_bad_parameter_is_one_clear_error_and_no_output(pipeline, tmp_path):
     assert not (tmp_path / "splits").exists() and not (tmp_path / "split.json").exists()
 
 
-def test_corrupt_image_stops_preprocess_and_leaves_no_store(pipeline, tmp_path):
+def _half_with_end_marker(data: bytes) -> bytes:
+    return data[: len(data) // 2] + b"\xff\xd9"
+
+
+def _huge_png(data: bytes) -> bytes:
+    import cv2
+
+    png = bytearray(cv2.imencode(".png", np.zeros((4, 4), np.uint8))[1].tobytes())
+    png[16:24] = (40000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    return bytes(png)
+
+
+def _float_tiff(data: bytes) -> bytes:
+    import cv2
+
+    return cv2.imencode(".tiff", np.random.default_rng(0).random((20, 20)).astype(np.float32))[1].tobytes()
+
+
+HOSTILE = {  # what the file becomes -> the message
+    "cut short": (lambda data: data[:100], "truncated or corrupt JPEG"),
+    "cut, end marker appended": (_half_with_end_marker, "truncated or corrupt JPEG"),
+    "a gigapixel header": (_huge_png, "the header declares 40000 x 30000 = 1,200,000,000 pixels"),
+    "a float TIFF": (_float_tiff, "a TIFF file, not a JPEG or PNG image"),
+    "over the byte limit": (lambda data: data + bytes(300_000), "more than the 200,000 allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_bad_image_stops_preprocess_naming_it_or_is_skipped(pipeline, tmp_path, case):
     import shutil
 
+    change, message = HOSTILE[case]
     root = tmp_path / "CheXpert-v1.0-small"
     shutil.copytree(pipeline / "ds/CheXpert-v1.0-small", root)
     csv_path = pd.read_csv(root / "train.csv")["Path"][3]
     victim = root / Path(csv_path).relative_to("CheXpert-v1.0-small")
-    victim.write_bytes(victim.read_bytes()[:100])
-    params = write_params(tmp_path, data__root=str(root))
+    victim.write_bytes(change(victim.read_bytes()))
+    params = write_params(tmp_path, data__root=str(root), preprocess__max_file_bytes=200_000)
     result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
                         "--params", str(params)], tmp_path)
-    assert result.returncode == 1
-    assert f"{victim}: truncated JPEG (no end-of-image marker) (listed in {root / 'train.csv'}, line 5)" \
-        in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: preprocess: {victim}: ") and message in errors[0]
+    assert f"(listed in {root / 'train.csv'}, line 5)" in errors[0]
     assert not (tmp_path / "store").exists() and not (tmp_path / "m.json").exists()
     assert not list(tmp_path.glob(".store*"))
 
-    params = write_params(tmp_path, data__root=str(root), data__skip_invalid=True)
+    params = write_params(tmp_path, data__root=str(root), data__skip_invalid=True, preprocess__max_file_bytes=200_000)
     preprocess.main([str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)])
     report = json.loads((tmp_path / "store/report.json").read_text())
-    assert report["n_skipped"] == 1
-    assert report["examples"] == [f"{victim}: truncated JPEG (no end-of-image marker) "
-                                  f"(listed in {root / 'train.csv'}, line 5)"]
+    assert report["n_skipped"] == 1 and message in report["examples"][0]
+    assert report["examples"][0].endswith(f"(listed in {root / 'train.csv'}, line 5)")
     assert csv_path not in set(ImageStore(tmp_path / "store").index["Path"])
+
+
+def test_preprocess_on_a_full_disk_is_one_clear_error_and_leaves_nothing(pipeline, tmp_path):
+    import resource
+    import signal
+
+    def full_disk():  # no file may grow past 60 kB: the tables fit, the store does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    params = write_params(tmp_path, data__root=str(pipeline / "ds/CheXpert-v1.0-small"), preprocess__image_size=64)
+    result = subprocess.run([sys.executable, "-m", "stages.preprocess", str(tmp_path / "store"),
+                             str(tmp_path / "m.json"), "--params", str(params)], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, preexec_fn=full_disk)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: preprocess: {tmp_path / 'store'}: cannot write it (File too large); the previous output, if any, "
+        "is left as it was")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 STUDY = {
@@ -307,7 +355,7 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
 
     from stages import finetune
 
-    state = torch.load(study / "finetune/simclr-100/model-seed0.pt", weights_only=False)
+    state = torch.load(study / "finetune/simclr-100/model-seed0.pt", weights_only=True)
     assert state["init"] == "simclr" and state["pct"] == 100 and state["backbone_name"] == "resnet10"
     shutil.copytree(study / "splits", tmp_path / "splits")
     test = pd.read_csv(tmp_path / "splits/test.csv")
@@ -359,9 +407,9 @@ def test_evaluate_names_a_missing_cell(study, tmp_path):
 
 def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(study, tmp_path):
     from stages import gradcam
-    from tests.conftest import shared_file
+    from tests.conftest import sample_file
 
-    nih = shared_file("nih-cxr14-sample", "images")
+    nih = sample_file("nih-cxr14-sample", "images")
     params = yaml.safe_load((study / "params.yaml").read_text())
     params = merged(params, {"gradcam": {"pct": 100, "per_class": 1, "real_images": str(nih)}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -403,9 +451,9 @@ def test_gradcam_needs_a_trained_label_percent(study, tmp_path):
 
 def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_path):
     from stages import evaluate
-    from tests.conftest import shared_file
+    from tests.conftest import sample_file
 
-    nih = shared_file("nih-cxr14-sample")
+    nih = sample_file("nih-cxr14-sample")
     params = yaml.safe_load((study / "params.yaml").read_text())
     params = merged(params, {"evaluate": {"bootstrap": 20, "cross_dataset": {
         "source": "nih", "root": str(nih), "train_csv": "Data_Entry_2017_subset.csv", "test_csv": None,
@@ -470,8 +518,8 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
     assert not (tmp_path / "killed.pt").exists(), "the run ended before it could be killed"
     again = subprocess.run(command("killed"), cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "resuming after epoch" in again.stdout
-    straight = torch.load(tmp_path / "straight.pt", weights_only=False)
-    resumed = torch.load(tmp_path / "killed.pt", weights_only=False)
+    straight = torch.load(tmp_path / "straight.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "killed.pt", weights_only=True)
     for name, value in straight["backbone"].items():
         torch.testing.assert_close(resumed["backbone"][name], value, rtol=0, atol=0, msg=name)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
@@ -499,7 +547,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
     assert "relaunching under torchrun with 2 processes" in pretrain.stdout
     assert pretrain.stdout.count("x 2 processes") == 1  # rank 0 alone reports
-    assert torch.load(tmp_path / "simclr.pt", weights_only=False)["method"] == "simclr"
+    assert torch.load(tmp_path / "simclr.pt", weights_only=True)["method"] == "simclr"
     finetune = subprocess.run(
         [sys.executable, "-m", "stages.finetune", "--cell", "simclr-100", str(pipeline / "store"), str(pipeline / "splits"),
          str(tmp_path / "simclr.pt"), str(tmp_path / "cell"), str(tmp_path / "cell.json"), str(tmp_path / "cell.csv"),

@@ -104,3 +104,17 @@ def test_pretraining_on_smaller_views_gives_a_backbone_for_the_full_images():
         assert method.backbone(images[:2, None].float() / 255).shape == (2, method.feature_dim)  # used at 32 px
     with pytest.raises(ParamError, match="pretrain.common.view_size is 8; expected null or an integer >= 17"):
         from_dict(PretrainConfig, "pretrain.common", {**params_section("pretrain.common"), "view_size": 8})
+
+
+@pytest.mark.parametrize("content", [b"garbage, not a checkpoint", None])
+def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_message(tmp_path, capsys, content):
+    images = tiny_images()
+    checkpoint = tmp_path / "c.ckpt"
+    if content is None:
+        torch.save({"epoch": "x", "something": "else"}, checkpoint)  # loads, but is not this loop's checkpoint
+    else:
+        checkpoint.write_bytes(content)
+    config = settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1})
+    _, history, _ = pretrain("simclr", images, config, METHOD, checkpoint, torch.device("cpu"))
+    assert len(history) == 1
+    assert f"ignoring {checkpoint}: not a readable checkpoint" in capsys.readouterr().out

@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,14 @@ class Problem:
 
 @dataclass
 class Report:
-    """Problems found while reading; raised at once unless the user opted to skip."""
+    """Problems found while reading; raised at once unless the user opted to skip.
+
+    ``max_bytes`` bounds every table read (``preprocess.max_file_bytes``).
+    """
 
     skip: bool = False
     problems: list[Problem] = field(default_factory=list)
+    max_bytes: int | None = None
 
     def add(self, problems: list[Problem]) -> None:
         """Record problems; raise on the first one unless skipping is on."""
@@ -64,34 +69,57 @@ class Report:
         return {"n_skipped": len(self.problems), "examples": [str(p) for p in self.problems[:limit]]}
 
 
-def read_csv_rows(path: Path) -> pd.DataFrame:
-    """All cells as strings, with each row's line in the file; rows of the wrong length are errors.
+def read_csv_rows(path: Path, report: Report) -> pd.DataFrame:
+    """All cells as strings, with each row's line in the file.
 
     Parsed with the csv module rather than pandas so that line numbers stay
     true across blank lines and quoted line breaks, and so that a short row is
-    refused instead of being padded with blanks (which would read as negatives).
+    refused instead of being padded with blanks (which would read as
+    negatives). A row with the wrong number of fields is a problem of that
+    line (skipped with ``data.skip_invalid``); a duplicated column name, a
+    file that is not UTF-8 (named by line) or has no header is an error.
     """
     if not archive.exists(path):
         raise DataError(f"{path}: no such file")
     try:
-        with archive.open_binary(path) as raw, io.TextIOWrapper(gzip.open(raw) if path.suffix == ".gz" else raw,
-                                                               encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header:
-                raise DataError(f"{path}: empty file; expected a CSV table with a header line")
-            rows, lines = [], []
-            for row in reader:
-                if not row or all(not cell.strip() for cell in row):
-                    continue  # blank line
-                if len(row) != len(header):
-                    raise DataError(f"{path}, line {reader.line_num}: {len(row)} fields where the header "
-                                    f"has {len(header)}")
-                rows.append(row)
-                lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
+        with archive.open_binary(path, report.max_bytes) as raw:
+            data = raw.read()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
-    frame = pd.DataFrame(rows, columns=[name.strip() for name in header], dtype=str)
+    if report.max_bytes is not None and len(data) > report.max_bytes:
+        raise DataError(f"{path}: {len(data):,} bytes once decompressed, more than the {report.max_bytes:,} "
+                        "allowed (preprocess.max_file_bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the table "
+                        "as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header:
+            raise DataError(f"{path}: empty file; expected a CSV table with a header line")
+        names = [name.strip() for name in header]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise DataError(f"{path}, line 1: the column {repeated[0]!r} appears more than once in the header")
+        rows, lines, problems = [], [], []
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
+                continue  # blank line
+            if len(row) != len(header):
+                problems.append(Problem(str(path), reader.line_num,
+                                        f"{len(row)} fields where the header has {len(header)}"))
+                continue
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: not a readable CSV row ({error})") from None
+    report.add(problems)
+    frame = pd.DataFrame(rows, columns=names, dtype=str)
     frame["line"] = lines
     return frame
 
@@ -140,7 +168,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         Age as float) plus ``patient`` (``patient00001``), ``study``
         (``patient00001/study1``) and ``line`` (the row's line in the file).
     """
-    frame = read_csv_rows(path)
+    frame = read_csv_rows(path, report)
     _check_columns(path, frame)
     frame = frame[[*COLUMNS, "line"]].reset_index(drop=True)
 
@@ -152,24 +180,25 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         return f"unknown label value {', '.join(bad)}; expected 1.0, 0.0, -1.0 or blank"
 
     ids = frame["Path"].str.extract(PATH_PATTERN)
-    bad_path = ids["patient"].isna().to_numpy()
+    inside = frame["Path"].map(relative_path)
+    bad_path = (ids["patient"].isna() | inside.isna()).to_numpy()
     bad_view = ~frame["Frontal/Lateral"].isin(VIEW_VALUES).to_numpy()
     bad_projection = ~frame["AP/PA"].isin(PROJECTION_VALUES + ("",)).to_numpy()
     bad_sex = ~frame["Sex"].isin(SEX_VALUES + ("",)).to_numpy()
     age = pd.to_numeric(frame["Age"], errors="coerce")
     bad_age = (age.isna() & (frame["Age"].str.strip() != "")).to_numpy() | ~age.between(0, 120).to_numpy()
     bad_age &= ~(frame["Age"].str.strip() == "").to_numpy()
-    duplicate = frame["Path"].duplicated().to_numpy()
+    duplicate = inside.duplicated().to_numpy() & ~inside.isna().to_numpy()  # the same file, however spelled
 
     checks = [
         (bad_path, lambda r: f"Path {r['Path']!r} does not look like "
-                             "'<dataset>/<train|valid>/patientNNNNN/studyN/viewN_frontal.jpg'"),
+                             "'<dataset>/<train|valid>/patientNNNNN/studyN/viewN_frontal.jpg' inside the dataset"),
         (bad_label, label_reason),
         (bad_view, lambda r: f"Frontal/Lateral is {r['Frontal/Lateral']!r}; expected Frontal or Lateral"),
         (bad_projection, lambda r: f"AP/PA is {r['AP/PA']!r}; expected AP, PA, LL, RL or blank"),
         (bad_sex, lambda r: f"Sex is {r['Sex']!r}; expected Male, Female, Unknown or blank"),
         (bad_age, lambda r: f"Age is {r['Age']!r}; expected a number from 0 to 120, or blank"),
-        (duplicate, lambda r: f"Path {r['Path']!r} appears more than once"),
+        (duplicate, lambda r: f"Path {r['Path']!r} names a file listed before it"),
     ]
     bad_any = apply_checks(path, frame, checks, report)
 
@@ -181,18 +210,33 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     return out.loc[~bad_any].reset_index(drop=True)
 
 
-def resolve_image(root: Path, csv_path: str) -> Path:
-    """The file for a CSV ``Path`` value, under ``root``.
+def relative_path(csv_path: str) -> str | None:
+    """A CSV ``Path`` as a normalised path inside the dataset root (``train/patient1/study1/view1_frontal.jpg``).
 
     CheXpert's paths start with the dataset folder's own name
-    (``CheXpert-v1.0-small/train/...``); that first component is replaced by
-    ``root``, whatever the folder is called locally. Paths that start directly
-    with ``train/`` or ``valid/`` are taken relative to ``root``.
+    (``CheXpert-v1.0-small/train/...``); that first component is dropped,
+    whatever the folder is called locally. Paths that start directly with
+    ``train/``, ``valid/`` or ``test/`` are already relative. ``.`` and empty
+    components are dropped, so one file has one spelling. None for a path
+    that could leave the root: absolute, a drive, a backslash or any ``..``.
     """
-    parts = PurePosixPath(csv_path).parts
+    text = csv_path.strip()
+    if not text or text.startswith("/") or "\\" in text or re.match(r"[A-Za-z]:", text):
+        return None
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None
     if len(parts) > 1 and parts[0] not in ("train", "valid", "test"):
         parts = parts[1:]
-    return root.joinpath(*parts)
+    return "/".join(parts) or None
+
+
+def resolve_image(root: Path, csv_path: str) -> Path:
+    """The file for a CSV ``Path`` value, under ``root`` (see :func:`relative_path`; never outside it)."""
+    inside = relative_path(csv_path)
+    if inside is None:
+        raise DataError(f"Path {csv_path!r} leaves the dataset folder {root}")
+    return root.joinpath(*inside.split("/"))
 
 
 def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Report) -> pd.DataFrame:
@@ -221,11 +265,14 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
         if not archive.exists(root / name):
             raise DataError(f"data.{origin}_csv: {root / name}: no such file")
         table = read_table(root / name, report)
+        if table.empty:
+            raise DataError(f"data.{origin}_csv: {root / name}: no valid rows ({len(report.problems)} skipped); "
+                            "a table needs at least one image")
         table["origin"] = origin
         table["table"] = str(root / name)
         frames.append(table)
     frame = pd.concat(frames, ignore_index=True)
-    duplicate = frame["Path"].duplicated(keep="first").to_numpy()
+    duplicate = frame["Path"].map(relative_path).duplicated(keep="first").to_numpy()
     if duplicate.any():
         report.add([Problem(str(root / test_csv), int(row["line"]),
                             f"Path {row['Path']!r} is also in {train_csv}")

@@ -1,10 +1,28 @@
 """The one image loader, and the preprocessing operations (OpenCV).
 
-``load_gray`` decodes JPEG/PNG (8- or 16-bit, gray, RGB or RGBA) to uint8
-grayscale and refuses empty, truncated or undecodable files with a message that
-names the file. ``preprocess`` resizes, optionally denoises and optionally
-applies CLAHE. ImageNet normalisation is not done here: the store keeps uint8
-pixels and batches are normalised when they are formed.
+``load_gray`` reads a JPEG or PNG (8- or 16-bit, gray, RGB or RGBA) as uint8
+grayscale, within explicit limits, and refuses anything else with one message
+that names the file:
+
+* size: a file (or zip member, by the size it inflates to) larger than
+  ``preprocess.max_file_bytes`` is refused before it is read;
+* pixels: the header's width x height must not exceed
+  ``preprocess.max_image_pixels``, checked before anything is decoded;
+* completeness: the decoder itself decides. A JPEG is decoded by libjpeg-turbo
+  (simplejpeg) in strict mode, so a warning such as "premature end of data
+  segment" (a file cut short, even with an end marker appended) is an error,
+  while bytes after the end-of-image marker (an editor's trailer) are
+  ignored, as every viewer ignores them; a PNG that libpng cannot read to
+  the end is refused, and bytes after IEND are ignored;
+* format: the file's content decides, not its name: a TIFF or BMP named
+  ``.png`` is refused as what it is;
+* orientation: radiographs are read as acquired. EXIF orientation is never
+  applied, at every size (DICOM and most PACS exports carry none; a JPEG
+  written by a phone or viewer may, and is stored as encoded).
+
+``preprocess`` resizes, optionally denoises and optionally applies CLAHE.
+ImageNet normalisation is not done here: the store keeps uint8 pixels and
+batches are normalised when they are formed.
 """
 
 from __future__ import annotations
@@ -14,6 +32,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from cxrssl.data import archive
 from cxrssl.errors import DataError
@@ -21,26 +40,24 @@ from cxrssl.params import require
 
 DENOISERS = ("none", "median", "bilateral", "nlm")
 
-_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
-_PNG_START, _PNG_END = b"\x89PNG", b"IEND\xaeB`\x82"
+#: Leading bytes of the formats read here, and of the ones most often found under their names.
+_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+          b"BM": "BMP", b"GIF8": "GIF", b"RIFF": "RIFF (WebP)", b"\x00\x00\x00\x0cjP": "JPEG 2000"}
 
 
-def _check_complete(path: Path, data: bytes) -> None:
-    """Reject files that are empty or visibly cut short (decoders often accept them)."""
-    if not data:
-        raise DataError(f"{path}: empty file (0 bytes)")
-    tail = data[-64:].rstrip(b"\x00\r\n ")
-    if data[:2] == _JPEG_START and not tail.endswith(_JPEG_END):
-        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
-    if data[:4] == _PNG_START and not tail.endswith(_PNG_END):
-        raise DataError(f"{path}: truncated PNG (no IEND chunk)")
+def image_format(data: bytes) -> str | None:
+    """The format the bytes start with (``JPEG``, ``PNG``, ...), None if unknown."""
+    if len(data) > 132 and data[128:132] == b"DICM":
+        return "DICOM"
+    return next((name for magic, name in _MAGIC.items() if data.startswith(magic)), None)
 
 
-def load_gray(path: str | Path, target: int | None = None) -> np.ndarray:
-    """Read an image as uint8 grayscale.
+def load_gray(path: str | Path, max_bytes: int, max_pixels: int, target: int | None = None) -> np.ndarray:
+    """Read an image as uint8 grayscale, as acquired (no EXIF rotation).
 
     Args:
         path: a JPEG or PNG file, on disk or in a zip archive (``archive.zip::member``).
+        max_bytes, max_pixels: the limits (see the module's docstring).
         target: the side the image will be resized to, if known. A JPEG at least
             4x larger is decoded at 1/2, 1/4 or 1/8 of its size in the DCT
             domain (keeping at least 2x the target), much faster than a full
@@ -50,24 +67,63 @@ def load_gray(path: str | Path, target: int | None = None) -> np.ndarray:
         (H, W) uint8 array.
 
     Raises:
-        DataError: missing, empty, truncated or undecodable file.
+        DataError: missing, empty, too large, truncated, corrupt or not a JPEG/PNG.
     """
     try:
-        data = archive.read_bytes(path)  # a file, or a member of a zip archive (archive::member)
+        data = archive.read_bytes(path, max_bytes)  # a file, or a member of a zip archive (archive::member)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read image ({error.strerror})") from None
-    _check_complete(path, data)
-    reduce = 1
-    if target is not None and data[:2] == _JPEG_START:
-        reduce = _jpeg_reduction(data, target)
-    flags = {1: cv2.IMREAD_UNCHANGED, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-             4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduce]
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if image is None or image.size == 0:
-        raise DataError(f"{path}: not a decodable image")
+    if not data:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    kind = image_format(data)
+    if kind == "JPEG":
+        image = _decode_jpeg(path, data, max_pixels, target)
+    elif kind == "PNG":
+        image = _decode_png(path, data, max_pixels)
+    else:
+        raise DataError(f"{path}: {'a ' + kind + ' file' if kind else 'not an image file'}, not a JPEG or PNG "
+                        f"image (the content decides, not the name)")
     return _to_gray_uint8(image)
+
+
+def _check_pixels(path, height: int, width: int, max_pixels: int) -> None:
+    if height < 1 or width < 1:
+        raise DataError(f"{path}: the header declares a {width} x {height} image")
+    if height * width > max_pixels:
+        raise DataError(f"{path}: the header declares {width} x {height} = {width * height:,} pixels, more than "
+                        f"the {max_pixels:,} allowed (preprocess.max_image_pixels)")
+
+
+def _decode_jpeg(path, data: bytes, max_pixels: int, target: int | None) -> np.ndarray:
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError as error:
+        raise DataError(f"{path}: truncated or corrupt JPEG (its header cannot be read: {error})") from None
+    _check_pixels(path, height, width, max_pixels)
+    reduce = 1
+    while target is not None and reduce < 8 and min(height, width) >= 4 * reduce * target:
+        reduce *= 2
+    try:  # strict: a decoder warning (data cut short, corrupt entropy data) is an error
+        image = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_height=-(-height // reduce),
+                                       min_width=-(-width // reduce))
+    except ValueError as error:
+        raise DataError(f"{path}: truncated or corrupt JPEG (libjpeg: {error})") from None
+    return image[:, :, 0]
+
+
+def _decode_png(path, data: bytes, max_pixels: int) -> np.ndarray:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise DataError(f"{path}: truncated or corrupt PNG (no IHDR header)")
+    _check_pixels(path, int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"), max_pixels)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        raise DataError(f"{path}: not a decodable PNG ({str(error).strip().splitlines()[-1]})") from None
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: truncated or corrupt PNG (libpng could not read it to the end)")
+    return image
 
 
 def _to_gray_uint8(image: np.ndarray) -> np.ndarray:
@@ -93,7 +149,11 @@ class PreprocessConfig:
         clahe: apply CLAHE (contrast-limited adaptive histogram equalisation).
         clahe_clip_limit: CLAHE contrast limit.
         clahe_tile_grid: CLAHE tiles per side.
-        workers: processes for the preprocess stage (0 = one per core).
+        workers: processes for the preprocess stage (0 = one per core; never
+            more than the cores this process may use).
+        max_file_bytes: the largest file (or zip member, once inflated) read,
+            images and tables alike.
+        max_image_pixels: the most pixels an image's header may declare.
     """
 
     image_size: int
@@ -105,6 +165,8 @@ class PreprocessConfig:
     clahe_clip_limit: float
     clahe_tile_grid: int
     workers: int
+    max_file_bytes: int
+    max_image_pixels: int
 
     def validate(self) -> None:
         require(16 <= self.image_size <= 2048, "preprocess.image_size", self.image_size, "16 to 2048 pixels")
@@ -115,6 +177,9 @@ class PreprocessConfig:
         require(self.clahe_clip_limit > 0, "preprocess.clahe_clip_limit", self.clahe_clip_limit, "> 0")
         require(1 <= self.clahe_tile_grid <= 64, "preprocess.clahe_tile_grid", self.clahe_tile_grid, "1 to 64")
         require(self.workers >= 0, "preprocess.workers", self.workers, "0 (all cores) or more")
+        require(self.max_file_bytes >= 1, "preprocess.max_file_bytes", self.max_file_bytes, "a positive integer")
+        require(self.max_image_pixels >= 1, "preprocess.max_image_pixels", self.max_image_pixels,
+                "a positive integer")
 
 
 
@@ -154,29 +219,5 @@ def preprocess(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 
 def load_and_preprocess(path: str | Path, config: PreprocessConfig) -> np.ndarray:
-    """Read one file and prepare it for the store (see :func:`preprocess`)."""
-    return preprocess(load_gray(path, target=config.image_size), config)
-
-
-def _jpeg_reduction(data: bytes, target: int) -> int:
-    """The largest decode reduction (1, 2, 4, 8) that keeps a JPEG at least 2x ``target``."""
-    size = _jpeg_size(data)
-    if size is None:
-        return 1
-    factor = 1
-    while factor < 8 and min(size) >= 4 * factor * target:
-        factor *= 2
-    return factor
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's start-of-frame marker; None if not found."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
+    """Read one file within the config's limits and prepare it for the store (see :func:`preprocess`)."""
+    return preprocess(load_gray(path, config.max_file_bytes, config.max_image_pixels, config.image_size), config)

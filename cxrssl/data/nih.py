@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrssl.data import archive
 from cxrssl.data.chexpert import Problem, Report, apply_checks, read_csv_rows
 from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, UNLABELLED
 from cxrssl.errors import DataError
@@ -89,7 +90,7 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
         ``patient`` (``nih00000100``), ``study`` (``nih00000100/followup0``)
         and ``line``.
     """
-    frame = read_csv_rows(path)
+    frame = read_csv_rows(path, report)
     missing = [c for c in NIH_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; an NIH "
@@ -137,10 +138,11 @@ def find_images(root: Path) -> dict[str, Path]:
     return found
 
 
-def read_test_list(path: Path) -> set[str]:
+def read_test_list(path: Path, max_bytes: int | None = None) -> set[str]:
     """NIH's ``test_list.txt``: one image name per line."""
     try:
-        names = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        with archive.open_binary(path, max_bytes) as handle:
+            names = {line.strip() for line in handle.read().decode().splitlines() if line.strip()}
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"data.test_csv: {path}: not a readable list of image names ({error})") from None
     if not names:
@@ -166,10 +168,12 @@ def read_dataset(root: Path, table: str, test_list: str | None, report: Report) 
         hint = f"; the folder has {', '.join(found)}" if found else ""
         raise DataError(f"data.train_csv: {path}: no such file (NIH's table is Data_Entry_2017_v2020.csv{hint})")
     frame = read_table(path, report)
+    if frame.empty:
+        raise DataError(f"{path}: no valid rows ({len(report.problems)} skipped); a table needs at least one image")
     frame["table"] = str(path)
     frame["origin"] = "train"
     if test_list:
-        names = read_test_list(root / test_list)
+        names = read_test_list(root / test_list, report.max_bytes)
         frame.loc[frame["Path"].isin(names), "origin"] = "test"
         if not (frame["origin"] == "test").any():
             raise DataError(f"data.test_csv: none of the {len(names)} images in {root / test_list} is in {path}")

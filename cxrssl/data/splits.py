@@ -2,8 +2,9 @@
 
 Three rules make the split trustworthy:
 
-* no patient appears in two of train/val/test (the student project this work
-  started from split by image and leaked 3,767 patients);
+* no patient appears in two of train/val/test (split files made by image leak
+  patients; given such train and test tables, the shared patients are
+  dropped from train, kept with a warning, or an error: ``split.on_patient_overlap``);
 * the label fractions are nested: a row belongs to the f-subset iff its
   ``min_fraction <= f``, and ``min_fraction`` is drawn per patient;
 * the uncertainty policy is an explicit, named choice.

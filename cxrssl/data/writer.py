@@ -12,6 +12,7 @@ from cxrssl.data.chexpert import Problem
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.store import IMAGES
 from cxrssl.errors import DataError
+from cxrssl.io import preallocate
 from cxrssl.parallel import process_pool, worker_count
 from cxrssl.progress import progress as progress_bar
 
@@ -69,6 +70,7 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
     """
     images = np.lib.format.open_memmap(out / IMAGES, mode="w+", dtype=np.uint8,
                                        shape=(len(files), config.image_size, config.image_size))
+    preallocate(out / IMAGES)  # a full disk: ENOSPC here, naming the output, instead of SIGBUS mid-write
     ok = np.zeros(len(files), dtype=bool)
     problems: list[Problem] = []
     jobs = [(first, list(files[first:first + CHUNK])) for first in range(0, len(files), CHUNK)]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from cxrssl.methods.base import Method, frozen_copy, update_momentum
+from cxrssl.methods.base import Method, check_head, frozen_copy, update_momentum
 from cxrssl.methods.losses import byol_loss
 from cxrssl.models import mlp
-from cxrssl.views import ViewSpec
+from cxrssl.params import require
+from cxrssl.views import AugmentConfig, ViewSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class BYOLConfig:
     dim: int
     tau_base: float
 
+    def validate(self) -> None:
+        check_head("pretrain.byol", self)
+        require(0 <= self.tau_base < 1, "pretrain.byol.tau_base", self.tau_base, "a number in [0, 1)")
+
 
 def cosine_tau(step: int, total_steps: int, tau_base: float) -> float:
     """BYOL's schedule: tau = 1 - (1 - tau_base) * (cos(pi * step / total) + 1) / 2."""
@@ -31,16 +36,21 @@ def cosine_tau(step: int, total_steps: int, tau_base: float) -> float:
 class BYOL(Method):
     """Online: backbone -> projector -> predictor (all trained). Target: EMA copy of backbone and projector."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: BYOLConfig, size: int,
-                 views: tuple[ViewSpec, ViewSpec]):
-        super().__init__(backbone, feature_dim)
-        self.config = config
+    Config = BYOLConfig
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, config: BYOLConfig, views: tuple[ViewSpec, ...],
+                 n_train: int):
+        super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
         self.predictor = mlp(config.dim, config.hidden_dim, config.dim)
         self.target_backbone = frozen_copy(self.backbone)
         self.target_projector = frozen_copy(self.projector)
-        self.views = views
         self.tau = config.tau_base
+
+    @staticmethod
+    def views_for(view: ViewSpec, config: BYOLConfig, augment: AugmentConfig) -> tuple[ViewSpec, ...]:
+        """The paper's asymmetric views: blur 1.0 / 0.1, solarisation 0 / 0.2."""
+        return replace(view, blur=1.0, solarize=0.0), replace(view, blur=0.1, solarize=0.2)
 
     def loss(self, views: list[torch.Tensor]) -> torch.Tensor:
         n = views[0].shape[0]

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrssl import distributed
-from cxrssl.methods.base import Method, frozen_copy, update_momentum
+from cxrssl.methods.base import Method, check_head, frozen_copy, update_momentum
 from cxrssl.methods.losses import info_nce
 from cxrssl.models import mlp
+from cxrssl.params import require
 from cxrssl.views import ViewSpec
 
 
@@ -40,27 +41,34 @@ class MoCoConfig:
     temperature: float
     shuffle_bn_groups: int
 
+    def validate(self) -> None:
+        key = "pretrain.moco"
+        check_head(key, self)
+        require(self.queue_size >= 1, f"{key}.queue_size", self.queue_size, "a positive integer")
+        require(0 <= self.momentum < 1, f"{key}.momentum", self.momentum, "a number in [0, 1)")
+        require(self.temperature > 0, f"{key}.temperature", self.temperature, "> 0")
+        require(self.shuffle_bn_groups >= 1, f"{key}.shuffle_bn_groups", self.shuffle_bn_groups, "a positive integer")
+
 
 class MoCo(Method):
     """Query encoder (backbone + MLP), momentum key encoder, queue of normalised keys as buffers."""
 
+    Config = MoCoConfig
     sync_bn = False  # shuffle-BN: per-process statistics of shuffled keys are the point
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: MoCoConfig, size: int, view: ViewSpec,
-                 n_train: int | None = None):
-        super().__init__(backbone, feature_dim)
-        self.config = config
+    def __init__(self, backbone: nn.Module, feature_dim: int, config: MoCoConfig, views: tuple[ViewSpec, ...],
+                 n_train: int):
+        super().__init__(backbone, feature_dim, config, views, n_train)
         self.head = mlp(feature_dim, config.hidden_dim, config.dim, batch_norm=False)
         self.key_backbone = frozen_copy(self.backbone)
         self.key_head = frozen_copy(self.head)
         queue_size = config.queue_size
-        if n_train is not None and queue_size > n_train:
+        if queue_size > n_train:
             warnings.warn(f"pretrain.moco.queue_size {queue_size} is larger than the training set ({n_train} "
                           f"images); clipped to {n_train}", stacklevel=2)
             queue_size = n_train
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, config.dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        self.views = (view, view)
 
     def _grouped(self, backbone: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Tensor:
         groups = max(1, min(self.config.shuffle_bn_groups, x.shape[0] // 2))

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cxrssl.methods.base import Method
+from cxrssl.methods.base import Method, check_head
 from cxrssl.methods.losses import nt_xent
 from cxrssl.models import mlp
+from cxrssl.params import require
 from cxrssl.views import ViewSpec
 
 
@@ -21,15 +22,20 @@ class SimCLRConfig:
     dim: int
     temperature: float
 
+    def validate(self) -> None:
+        check_head("pretrain.simclr", self)
+        require(self.temperature > 0, "pretrain.simclr.temperature", self.temperature, "> 0")
+
 
 class SimCLR(Method):
     """Backbone + projector ``Linear(D, 2048) -> BN -> ReLU -> Linear(2048, 128)``; loss NT-Xent over 2N views."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: SimCLRConfig, size: int, view: ViewSpec):
-        super().__init__(backbone, feature_dim)
-        self.config = config
+    Config = SimCLRConfig
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, config: SimCLRConfig, views: tuple[ViewSpec, ...],
+                 n_train: int):
+        super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
-        self.views = (view, view)
 
     def loss(self, views: list[torch.Tensor]) -> torch.Tensor:
         n = views[0].shape[0]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cxrssl.methods.base import Method
+from cxrssl.methods.base import MIN_VIEW_SIZE, Method, check_head
 from cxrssl.methods.losses import sinkhorn, swapped_prediction
 from cxrssl.models import mlp
-from cxrssl.views import ViewSpec
+from cxrssl.params import require
+from cxrssl.views import AugmentConfig, ViewSpec
 
 
 @dataclass(frozen=True)
@@ -43,21 +44,46 @@ class SwAVConfig:
     queue_size: int
     queue_start_step: int
 
+    def validate(self) -> None:
+        key = "pretrain.swav"
+        check_head(key, self)
+        # with fewer prototypes than dimensions the network can map every embedding into their
+        # null space, where all scores are equal and the loss is log(K) with no signal: a collapse
+        require(self.n_prototypes > self.dim, f"{key}.n_prototypes", self.n_prototypes,
+                f"more prototypes than pretrain.swav.dim ({self.dim}), or the embeddings can collapse into "
+                "the prototypes' null space")
+        require(self.temperature > 0, f"{key}.temperature", self.temperature, "> 0")
+        require(self.epsilon > 0, f"{key}.epsilon", self.epsilon, "> 0")
+        require(self.sinkhorn_iterations >= 1, f"{key}.sinkhorn_iterations", self.sinkhorn_iterations,
+                "a positive integer")
+        require(self.n_local >= 0, f"{key}.n_local", self.n_local, ">= 0")
+        require(0 < self.local_size_ratio <= 1, f"{key}.local_size_ratio", self.local_size_ratio, "in (0, 1]")
+        require(self.queue_size >= 0, f"{key}.queue_size", self.queue_size, ">= 0")
+
 
 class SwAV(Method):
     """Backbone -> projector -> L2-normalised embedding -> bias-free prototypes (L2-normalised every step)."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: SwAVConfig, size: int,
-                 global_view: ViewSpec, local_view: ViewSpec):
-        super().__init__(backbone, feature_dim)
-        self.config = config
+    Config = SwAVConfig
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, config: SwAVConfig, views: tuple[ViewSpec, ...],
+                 n_train: int):
+        super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
         self.prototypes = nn.Linear(config.dim, config.n_prototypes, bias=False)
-        self.views = (global_view, global_view) + (local_view,) * config.n_local
         # queue[i] holds earlier embeddings of global crop i (zeros = empty)
         self.register_buffer("queue", torch.zeros(2, config.queue_size, config.dim))
         self.step = 0
         self.normalize_prototypes()
+
+    @staticmethod
+    def views_for(view: ViewSpec, config: SwAVConfig, augment: AugmentConfig) -> tuple[ViewSpec, ...]:
+        """Multi-crop: 2 global views and ``n_local`` small ones (side x local_size_ratio, never under
+        MIN_VIEW_SIZE), their area drawn from ``local_crop_scale``."""
+        global_view = replace(view, blur=0.5)
+        local = replace(global_view, size=max(MIN_VIEW_SIZE, round(view.size * config.local_size_ratio)),
+                        scale=tuple(augment.local_crop_scale))
+        return (global_view, global_view) + (local,) * config.n_local
 
     @torch.no_grad()
     def normalize_prototypes(self) -> None:
