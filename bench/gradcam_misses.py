@@ -23,8 +23,8 @@ from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
 from cxrssl.finetune import load_classifier
 from cxrssl.gradcam import GradcamConfig, box_mask, peaks, target_layer
+from cxrssl.localisation import explain, read_regions
 from cxrssl.params import load_section
-from stages.gradcam import explain, read_regions
 
 REPO = Path(__file__).resolve().parents[1]
 

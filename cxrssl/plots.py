@@ -109,3 +109,38 @@ def write_curves(folder: Path, cell: str, y: np.ndarray, scores: np.ndarray) -> 
     roc, pr = curves(y, scores)
     write_csv(folder / "roc" / f"{cell}.csv", roc)
     write_csv(folder / "pr" / f"{cell}.csv", pr)
+
+
+def grid_figure(path: Path, rows: list[dict], inits: list[str], title: str) -> None:
+    """Rows of (X-ray, one Grad-CAM per init) for the same images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    figure, axes = plt.subplots(len(rows), len(inits) + 1, figsize=(1.7 * (len(inits) + 1), 1.9 * len(rows)),
+                                squeeze=False)
+    for r, row in enumerate(rows):
+        side = row["image"].shape[0]
+        for c in range(len(inits) + 1):
+            axis = axes[r, c]
+            axis.imshow(row["image"], cmap="gray", vmin=0, vmax=255, interpolation="bicubic")
+            if c:
+                cam = row["cams"][inits[c - 1]]
+                peak = cam.max()
+                axis.imshow(cam / peak if peak > 0 else cam, cmap="jet", alpha=0.45, vmin=0, vmax=1,
+                            interpolation="bilinear", extent=(-0.5, side - 0.5, side - 0.5, -0.5))
+                axis.set_title(f"{inits[c - 1]} p={row['probs'][inits[c - 1]]:.2f}", fontsize=7)
+            else:
+                axis.set_title(row["label"], fontsize=7)
+            for x0, y0, x1, y1 in row["boxes"]:
+                axis.add_patch(Rectangle((x0 * side - 0.5, y0 * side - 0.5), (x1 - x0) * side, (y1 - y0) * side,
+                                         fill=False, edgecolor="lime", linewidth=0.8))
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(f"{title} of each init's classifier (green: ground-truth region)", fontsize=9)
+    figure.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="jpg", dpi=90, pil_kwargs={"quality": 88})
+    plt.close(figure)

@@ -148,8 +148,11 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * steps_per_epoch
+    # OneCycleLR divides by zero when its warm-up ends on the first step (warmup x steps == 1): a tiny run
+    # warms up over two steps instead
+    warmup = config.warmup if config.warmup * total_steps >= 2 or total_steps < 3 else 2 / total_steps
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                                    pct_start=config.warmup)
+                                                    pct_start=warmup)
     use_scaler = device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     history: list[dict] = []

@@ -118,3 +118,13 @@ def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_message(tmp_path, cap
     _, history, _ = pretrain("simclr", images, config, METHOD, checkpoint, torch.device("cpu"))
     assert len(history) == 1
     assert f"ignoring {checkpoint}: not a readable checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("steps", [1, 2, 10, 20])
+def test_tiny_runs_get_a_schedule(steps):
+    model = torch.nn.Linear(2, 1)
+    batches = lambda g: [(torch.ones(4, 2), 4)] * steps  # noqa: E731
+    config = settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4, warmup=0.1)
+    history = fit(model, lambda x: model(x).pow(2).mean(), batches, steps, config, 0, torch.device("cpu"), None,
+                  "t")
+    assert len(history) == 1 and history[0]["lr"] >= 0
