@@ -17,8 +17,13 @@ def machine() -> dict:
     """Where a figure was measured."""
     import torch
 
-    return {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    return {
+        "cpu_cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def record(name: str, result: dict) -> None:

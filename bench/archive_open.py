@@ -40,12 +40,26 @@ def main() -> None:
         path = str(Path(tmp) / "CheXpert-v1.0-small.zip")
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as handle:
             for i in range(members):
-                handle.writestr(f"CheXpert-v1.0-small/train/patient{i // 4:05d}/study{i % 4 + 1}/view1_frontal.jpg",
-                                b"")
-        runs = [json.loads(subprocess.run([sys.executable, "-c", PROBE.format(repo=str(REPO), path=path)],
-                                          capture_output=True, text=True, check=True).stdout) for _ in range(3)]
-    result = {"members": members, "open_s": min(r["open_s"] for r in runs),
-              "held_mib": max(r["held_mib"] for r in runs), "runs": runs}
+                handle.writestr(
+                    f"CheXpert-v1.0-small/train/patient{i // 4:05d}/study{i % 4 + 1}/view1_frontal.jpg", b""
+                )
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", PROBE.format(repo=str(REPO), path=path)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for _ in range(3)
+        ]
+    result = {
+        "members": members,
+        "open_s": min(r["open_s"] for r in runs),
+        "held_mib": max(r["held_mib"] for r in runs),
+        "runs": runs,
+    }
     record("archive_open", result)
     print(result)
 

@@ -40,9 +40,20 @@ def main() -> None:
     medians = {layout: round(float(np.median(v)), 1) for layout, v in rates.items()}
     speedup = round(medians["channels_last"] / medians["nchw"], 2)
     print(f"median views/s {medians}; channels-last {speedup}x")
-    record("channels_last", {"backbone": backbone, "size": size, "batch": batch, "threads": torch.get_num_threads(),
-                             "steps": args.steps, "rounds": args.rounds, "views_per_s": rates,
-                             "median_views_per_s": medians, "speedup": speedup})
+    record(
+        "channels_last",
+        {
+            "backbone": backbone,
+            "size": size,
+            "batch": batch,
+            "threads": torch.get_num_threads(),
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "views_per_s": rates,
+            "median_views_per_s": medians,
+            "speedup": speedup,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ def main() -> None:
 
     where: Counter = Counter()
     probability = {"hit": [], "miss": []}
-    for start, cams, probs in explain(model, layer, images, config.batch_size, config.method,
-                                      [[k]] * len(positives)):
+    for start, cams, probs in explain(model, layer, images, config.batch_size, config.method, [[k]] * len(positives)):
         for j, (r, c) in enumerate(peaks(cams[:, k], size).tolist()):
             i = positives[start + j]
             hit = bool(grown((i, k))[r, c]) and float(cams[j, k].max()) > 0
@@ -59,12 +58,19 @@ def main() -> None:
                 continue
             others = sorted(CLASSES[kk] for (ii, kk) in regions if ii == i and kk != k and grown((ii, kk))[r, c])
             where["miss on " + (", ".join(others) or "nothing drawn")] += 1
-    result = {"init": init, "class": name, "method": config.method, "layer": config.layer, "n": len(positives),
-              "hits": where["hit"], "misses_on_nothing_drawn": where["miss on nothing drawn"],
-              "misses_on_another_finding": len(positives) - where["hit"] - where["miss on nothing drawn"],
-              "mean_probability_hit": round(float(np.mean(probability["hit"])), 3),
-              "mean_probability_miss": round(float(np.mean(probability["miss"])), 3),
-              "peaks": dict(where.most_common())}
+    result = {
+        "init": init,
+        "class": name,
+        "method": config.method,
+        "layer": config.layer,
+        "n": len(positives),
+        "hits": where["hit"],
+        "misses_on_nothing_drawn": where["miss on nothing drawn"],
+        "misses_on_another_finding": len(positives) - where["hit"] - where["miss on nothing drawn"],
+        "mean_probability_hit": round(float(np.mean(probability["hit"])), 3),
+        "mean_probability_miss": round(float(np.mean(probability["miss"])), 3),
+        "peaks": dict(where.most_common()),
+    }
     record("gradcam_misses", result)
     print(result)
 

@@ -41,21 +41,37 @@ def _transform(method: str, size: int, params: dict):
     from lightly.transforms.byol_transform import BYOLView1Transform, BYOLView2Transform
 
     common = params["common"]
-    colour = dict(cj_prob=0.8, cj_strength=1.0, cj_bright=common["brightness"], cj_contrast=common["contrast"],
-                  cj_sat=0.0, cj_hue=0.0, random_gray_scale=0.0, hf_prob=common["flip"], rr_prob=1.0,
-                  rr_degrees=common["rotation"], normalize=NORMALIZE)
+    colour = dict(
+        cj_prob=0.8,
+        cj_strength=1.0,
+        cj_bright=common["brightness"],
+        cj_contrast=common["contrast"],
+        cj_sat=0.0,
+        cj_hue=0.0,
+        random_gray_scale=0.0,
+        hf_prob=common["flip"],
+        rr_prob=1.0,
+        rr_degrees=common["rotation"],
+        normalize=NORMALIZE,
+    )
     if method == "simclr":
         return SimCLRTransform(input_size=size, min_scale=common["crop_scale_min"], **colour)
     if method == "moco":
         return MoCoV2Transform(input_size=size, min_scale=common["crop_scale_min"], **colour)
     if method == "byol":
-        return BYOLTransform(BYOLView1Transform(input_size=size, min_scale=common["crop_scale_min"], **colour),
-                             BYOLView2Transform(input_size=size, min_scale=common["crop_scale_min"], **colour))
+        return BYOLTransform(
+            BYOLView1Transform(input_size=size, min_scale=common["crop_scale_min"], **colour),
+            BYOLView2Transform(input_size=size, min_scale=common["crop_scale_min"], **colour),
+        )
     swav = params["swav"]
     local = max(MIN_VIEW_SIZE, round(size * swav["local_size_ratio"]))
-    return SwaVTransform(crop_sizes=(size, local), crop_counts=(2, swav["n_local"]),
-                         crop_min_scales=(common["crop_scale_min"], common["local_crop_scale"][0]),
-                         crop_max_scales=(1.0, common["local_crop_scale"][1]), **colour)
+    return SwaVTransform(
+        crop_sizes=(size, local),
+        crop_counts=(2, swav["n_local"]),
+        crop_min_scales=(common["crop_scale_min"], common["local_crop_scale"][0]),
+        crop_max_scales=(1.0, common["local_crop_scale"][1]),
+        **colour,
+    )
 
 
 class _Model(nn.Module):
@@ -82,8 +98,11 @@ class _Model(nn.Module):
         else:
             self.head = modules.SwaVProjectionHead(dim, p["hidden_dim"], p["dim"])
             self.prototypes = modules.SwaVPrototypes(p["dim"], p["n_prototypes"], p["freeze_prototypes_steps"])
-            self.criterion = loss.SwaVLoss(temperature=p["temperature"], sinkhorn_iterations=p["sinkhorn_iterations"],
-                                           sinkhorn_epsilon=p["epsilon"])
+            self.criterion = loss.SwaVLoss(
+                temperature=p["temperature"],
+                sinkhorn_iterations=p["sinkhorn_iterations"],
+                sinkhorn_epsilon=p["epsilon"],
+            )
         if method in ("moco", "byol"):
             self.momentum_backbone = copy.deepcopy(self.backbone)
             self.momentum_head = copy.deepcopy(self.head)
@@ -112,17 +131,24 @@ class _Model(nn.Module):
         return self.criterion(scores[:2], scores[2:])
 
 
-def images_per_s(method: str, images: np.ndarray, params: dict, steps: int, workers: int,
-                 backbone: str | None = None) -> float:
+def images_per_s(
+    method: str, images: np.ndarray, params: dict, steps: int, workers: int, backbone: str | None = None
+) -> float:
     """Training images/s of lightly's implementation over ``steps`` steps (after 2 warm-up steps)."""
     torch.manual_seed(0)
     common = params["common"]
     batch = common["batch_size"]
     model = _Model(method, backbone or common["backbone"], params)
-    loader = torch.utils.data.DataLoader(_Images(images, _transform(method, images.shape[-1], params)),
-                                         batch_size=batch, shuffle=True, drop_last=True, num_workers=workers)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=common["lr"],
-                                  weight_decay=common["weight_decay"])
+    loader = torch.utils.data.DataLoader(
+        _Images(images, _transform(method, images.shape[-1], params)),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+    )
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=common["lr"], weight_decay=common["weight_decay"]
+    )
     device = torch.device("cpu")
     start, done = None, 0
     for step, views in enumerate(loader):

@@ -75,8 +75,9 @@ def main() -> None:
         for pct in (1, 10, 100):
             part = subset(train.assign(i=np.arange(len(train))), pct / 100)
             rows = part["i"].to_numpy()
-            result[init][str(pct)] = round(probe(train_x[rows], part[list(CLASSES)].to_numpy(dtype=float),
-                                                 test_x, test_y), 4)
+            result[init][str(pct)] = round(
+                probe(train_x[rows], part[list(CLASSES)].to_numpy(dtype=float), test_x, test_y), 4
+            )
         print(init, result[init])
     record("linear_probe", {"macro_auroc_test": result, "images": {"train": len(train), "test": len(test)}})
 

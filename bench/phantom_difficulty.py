@@ -50,10 +50,15 @@ def main() -> None:
         model = LogisticRegression(C=0.05, max_iter=2000)
         model.fit((train_pix[keep_train] - mu) / sd, y_train)
         pixels = roc_auc_score(y_test, model.decision_function((test_pix[keep_test] - mu) / sd))
-        result[name] = {"brightness_auroc": round(max(brightness, 1 - brightness), 3),
-                        "pixel_logreg_auroc": round(pixels, 3), "test_positives": int(y_test.sum())}
-        print(f"{name:28s} brightness {result[name]['brightness_auroc']:.3f}  "
-              f"16x16 logistic {result[name]['pixel_logreg_auroc']:.3f}  (test positives {int(y_test.sum())})")
+        result[name] = {
+            "brightness_auroc": round(max(brightness, 1 - brightness), 3),
+            "pixel_logreg_auroc": round(pixels, 3),
+            "test_positives": int(y_test.sum()),
+        }
+        print(
+            f"{name:28s} brightness {result[name]['brightness_auroc']:.3f}  "
+            f"16x16 logistic {result[name]['pixel_logreg_auroc']:.3f}  (test positives {int(y_test.sum())})"
+        )
     scored = [v for v in result.values() if v]
     summary = {k: round(float(np.mean([v[k] for v in scored])), 3) for k in ("brightness_auroc", "pixel_logreg_auroc")}
     print("macro", summary)

@@ -45,8 +45,7 @@ CASES: list[tuple[str, dict[str, float], str]] = [
     ("Fracture", {"Fracture": 1.0}, "PA"),
     ("Support Dev.", {"Support Devices": 1.0}, "AP"),
     ("Support Dev. ?", {"Support Devices": -1.0}, "AP"),
-    ("CHF: CM+Ed+Eff+SD", {"Cardiomegaly": 1.0, "Edema": 1.0, "Pleural Effusion": 1.0,
-                           "Support Devices": 1.0}, "AP"),
+    ("CHF: CM+Ed+Eff+SD", {"Cardiomegaly": 1.0, "Edema": 1.0, "Pleural Effusion": 1.0, "Support Devices": 1.0}, "AP"),
     ("Consol ?", {"Consolidation": -1.0}, "PA"),
     ("lateral normal", {}, "lateral"),
     ("lateral CM+Eff", {"Cardiomegaly": 1.0, "Pleural Effusion": 1.0}, "lateral"),
@@ -70,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for ax, (title, findings, view) in zip(axes.ravel(), CASES):
         sex = "Female" if title == "normal F" else str(rng.choice(["Male", "Female"]))
         patient = sample_patient(rng, sex, int(rng.integers(20, 90)))
-        img, regions = render(patient, findings, view, rng, args.size, args.size,
-                              contrast=args.contrast)
+        img, regions = render(patient, findings, view, rng, args.size, args.size, contrast=args.contrast)
         if args.downscale:
             img = cv2.resize(img, (args.downscale, args.downscale), interpolation=cv2.INTER_AREA)
         ax.imshow(img, cmap="gray", vmin=0, vmax=255)
@@ -79,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.boxes:
             for r in regions:
                 x0, y0, x1, y1 = r.box
-                ax.add_patch(plt.Rectangle((x0 * w - 0.5, y0 * h - 0.5), (x1 - x0) * w,
-                                           (y1 - y0) * h, fill=False, lw=1, color="tab:red"))
+                ax.add_patch(
+                    plt.Rectangle(
+                        (x0 * w - 0.5, y0 * h - 0.5), (x1 - x0) * w, (y1 - y0) * h, fill=False, lw=1, color="tab:red"
+                    )
+                )
         ax.set_title(f"{title} [{view}]", fontsize=9)
         ax.axis("off")
     fig.tight_layout()

@@ -68,8 +68,9 @@ def measure(name: str, files: list[str]) -> dict:
         rates = {
             "store_2_workers": store_rate(files, plain, 2),
             "store_1_worker": store_rate(files, plain, 1),
-            "store_2_workers_median_clahe": store_rate(files, PreprocessConfig(size=size, denoise="median",
-                                                                                clahe=True), 2),
+            "store_2_workers_median_clahe": store_rate(
+                files, PreprocessConfig(size=size, denoise="median", clahe=True), 2
+            ),
             "naive_pil_loop": naive_pil(files, size),
         }
         result[f"{size}px"] = {key: round(float(value), 1) for key, value in rates.items()}
@@ -84,11 +85,14 @@ def main() -> None:
         table = pd.read_csv(handle).head(3000)
     phantom_files = [str(resolve_image(phantom_root, p)) for p in table["Path"]]
     nih_files = sorted(str(p) for p in nih.glob("*.png")) * 20  # 3,000 decodes of the 150 files
-    record("preprocess_throughput", {
-        "pool_start_s_2_workers": round(pool_start_s(2), 2),
-        "phantom_jpeg_320x384": measure("phantoms", phantom_files),
-        "nih_png_256": measure("nih", nih_files),
-    })
+    record(
+        "preprocess_throughput",
+        {
+            "pool_start_s_2_workers": round(pool_start_s(2), 2),
+            "phantom_jpeg_320x384": measure("phantoms", phantom_files),
+            "nih_png_256": measure("nih", nih_files),
+        },
+    )
 
 
 if __name__ == "__main__":

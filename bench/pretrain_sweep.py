@@ -53,10 +53,21 @@ def base_params() -> dict:
     return yaml.safe_load(Path("params.yaml").read_text())["pretrain"]
 
 
-def _ssl(method: str, epochs: int, data: str = "64", common: dict | None = None, finetune: dict | None = None,
-         **method_config) -> dict:
-    spec = {"kind": "ssl", "method": method, "data": data, "common": {"epochs": epochs, **(common or {})},
-            "method_config": method_config}
+def _ssl(
+    method: str,
+    epochs: int,
+    data: str = "64",
+    common: dict | None = None,
+    finetune: dict | None = None,
+    **method_config,
+) -> dict:
+    spec = {
+        "kind": "ssl",
+        "method": method,
+        "data": data,
+        "common": {"epochs": epochs, **(common or {})},
+        "method_config": method_config,
+    }
     return {**spec, "finetune": finetune} if finetune else spec
 
 
@@ -75,8 +86,12 @@ GRIDS: dict[str, dict[str, dict]] = {
         "supervised": {"kind": "supervised", "epochs": 1},
         "simclr": _ssl("simclr", 1),
         "swav": _ssl("swav", 1, n_prototypes=40, dim=16, hidden_dim=64, n_local=2, freeze_prototypes_steps=1),
-        "random-ft": {"kind": "random", "backbone": "resnet10", "probe": False,
-                      "finetune": {"epochs": 1, "min_steps": 3, "batch_size": 64, "pcts": [1, 10]}},
+        "random-ft": {
+            "kind": "random",
+            "backbone": "resnet10",
+            "probe": False,
+            "finetune": {"epochs": 1, "min_steps": 3, "batch_size": 64, "pcts": [1, 10]},
+        },
         "simclr-ft": _ssl("simclr", 1, common=R10, finetune={"epochs": 1, "min_steps": 2, "pcts": [1]}),
     },
     # the second GPU sweep: full fine-tuning at a CPU-sized budget, random vs self-supervised inits
@@ -102,8 +117,9 @@ GRIDS: dict[str, dict[str, dict]] = {
         "simclr-64-e5-mild": _ssl("simclr", 5, common=MILD),
         "simclr-64-e30-mild": _ssl("simclr", 30, common=MILD),
         "simclr-64-e30-crop05": _ssl("simclr", 30, common={"crop_scale_min": 0.5}),
-        "simclr-64-e30-vmild": _ssl("simclr", 30, common={"crop_scale_min": 0.8, "brightness": 0.1,
-                                                          "contrast": 0.1, "rotation": 5.0}),
+        "simclr-64-e30-vmild": _ssl(
+            "simclr", 30, common={"crop_scale_min": 0.8, "brightness": 0.1, "contrast": 0.1, "rotation": 5.0}
+        ),
         "moco-64-e5": _ssl("moco", 5),
         "moco-64-e5-mild": _ssl("moco", 5, common=MILD),
         "moco-64-e30-mild": _ssl("moco", 30, common=MILD),
@@ -143,16 +159,18 @@ class Data:
         self.train_y = torch.tensor(train[list(CLASSES)].to_numpy(dtype=np.float32), device=device)
         self.test_y = test[list(CLASSES)].to_numpy(dtype=float)
         numbered = train.assign(i=np.arange(len(train)))
-        self.subsets = {pct: torch.tensor(subset(numbered, pct / 100)["i"].to_numpy(), device=device)
-                        for pct in PERCENTS}
+        self.subsets = {
+            pct: torch.tensor(subset(numbered, pct / 100)["i"].to_numpy(), device=device) for pct in PERCENTS
+        }
 
 
 def features(backbone: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return backbone_features(backbone, images, device, amp=True, chunk=512)
 
 
-def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, c: float = 0.1, iterations: int = 200
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def logistic_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, c: float = 0.1, iterations: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
     """sklearn's LogisticRegression(C=c, class_weight="balanced") for each column of train_y, jointly.
 
     sklearn minimises 0.5 |w|^2 + C sum_i s_i loss_i; divided by C n this is
@@ -165,14 +183,20 @@ def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, c: float = 0.1,
     sample_weight = torch.where(train_y > 0, n / (2 * positives), n / (2 * negatives))
     weight = torch.zeros(d, k, device=train_x.device, requires_grad=True)
     bias = torch.zeros(k, device=train_x.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=iterations, line_search_fn="strong_wolfe",
-                                  tolerance_grad=1e-6, tolerance_change=1e-9)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=iterations,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+    )
 
     def closure():
         optimizer.zero_grad()
         logits = train_x @ weight + bias
         loss = (F.binary_cross_entropy_with_logits(logits, train_y, reduction="none") * sample_weight).mean(0).sum()
-        loss = loss + (weight ** 2).sum() / (2 * c * n)
+        loss = loss + (weight**2).sum() / (2 * c * n)
         loss.backward()
         return loss
 
@@ -210,10 +234,11 @@ def supervised(data: Data, epochs: int, device: torch.device, seed: int = 0) -> 
     steps = len(data.train_images) // config.batch_size
 
     def batches(generator):
-        order = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(
-            generator.initial_seed())).to(device)
+        order = torch.randperm(
+            len(data.train_images), generator=torch.Generator().manual_seed(generator.initial_seed())
+        ).to(device)
         for i in range(steps):
-            rows = order[i * config.batch_size:(i + 1) * config.batch_size]
+            rows = order[i * config.batch_size : (i + 1) * config.batch_size]
             yield (make_view(to_float(data.train_images[rows]), spec, generator), data.train_y[rows]), len(rows)
 
     def loss_fn(batch):
@@ -225,19 +250,21 @@ def supervised(data: Data, epochs: int, device: torch.device, seed: int = 0) -> 
     with torch.no_grad(), autocast(device, True):
         scores = torch.cat([model(normalize(to_float(chunk))).float() for chunk in data.test_images.split(512)])
     auroc, per_class = macro_auroc(scores.cpu().numpy(), data.test_y)
-    return {"test_macro_auroc_100": round(auroc, 4), "per_class": {k: round(v, 3) for k, v in per_class.items()},
-            "images_per_s": round(history[-1]["images_per_s"]), "final_loss": round(history[-1]["loss"], 4)}
+    return {
+        "test_macro_auroc_100": round(auroc, 4),
+        "per_class": {k: round(v, 3) for k, v in per_class.items()},
+        "images_per_s": round(history[-1]["images_per_s"]),
+        "final_loss": round(history[-1]["loss"], 4),
+    }
 
 
 def bootstrap_ci(y: np.ndarray, scores: np.ndarray, n: int = 100, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
-    values = [macro_auroc(scores[rows], y[rows])[0] for rows in
-              (rng.integers(0, len(y), len(y)) for _ in range(n))]
+    values = [macro_auroc(scores[rows], y[rows])[0] for rows in (rng.integers(0, len(y), len(y)) for _ in range(n))]
     return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
 
 
-def finetune_backbone(backbone: torch.nn.Module, dim: int, data: Data, device: torch.device, settings: dict
-                      ) -> dict:
+def finetune_backbone(backbone: torch.nn.Module, dim: int, data: Data, device: torch.device, settings: dict) -> dict:
     """Full (or linear) fine-tuning at each label percent: test macro AUROC with a bootstrap CI."""
     from cxrssl.finetune import FinetuneConfig, finetune, predict
 
@@ -248,13 +275,27 @@ def finetune_backbone(backbone: torch.nn.Module, dim: int, data: Data, device: t
     out = {}
     for pct in pcts:
         rows = data.subsets[pct]
-        model, history, summary = finetune(backbone, dim, data.train_images[rows], data.train_y[rows].cpu().numpy(),
-                                           data.val_images, data.val_y, config, 0, device)
+        model, history, summary = finetune(
+            backbone,
+            dim,
+            data.train_images[rows],
+            data.train_y[rows].cpu().numpy(),
+            data.val_images,
+            data.val_y,
+            config,
+            0,
+            device,
+        )
         scores = predict(model, data.test_images, device, config.amp)
         auroc, _ = macro_auroc(scores, data.test_y)
-        out[str(pct)] = {"test": round(auroc, 4), "ci": bootstrap_ci(data.test_y, scores),
-                         "val": round(summary["val_auroc_macro"], 4), "best_epoch": summary["best_epoch"],
-                         "epochs": summary["epochs_run"], "seconds": round(summary["seconds"], 1)}
+        out[str(pct)] = {
+            "test": round(auroc, 4),
+            "ci": bootstrap_ci(data.test_y, scores),
+            "val": round(summary["val_auroc_macro"], 4),
+            "best_epoch": summary["best_epoch"],
+            "epochs": summary["epochs_run"],
+            "seconds": round(summary["seconds"], 1),
+        }
     return out
 
 
@@ -281,17 +322,22 @@ def run_one(name: str, spec: dict, data: Data, device: torch.device, params: dic
         result["finetune"] = finetune_backbone(trained.backbone, trained.feature_dim, data, device, spec["finetune"])
     if spec.get("probe", True):
         result["probe"] = probe_backbone(trained.backbone, data, device)
-    return {**result,
-            "final_loss": round(summary["final_loss"], 4), "embedding_std": round(summary["embedding_std"], 4),
-            "embedding_std_uniform": round(summary["embedding_std_uniform"], 4),
-            "images_per_s": round(summary["images_per_s"]), "loss_curve": [round(h["loss"], 4) for h in history]}
+    return {
+        **result,
+        "final_loss": round(summary["final_loss"], 4),
+        "embedding_std": round(summary["embedding_std"], 4),
+        "embedding_std_uniform": round(summary["embedding_std_uniform"], 4),
+        "images_per_s": round(summary["images_per_s"]),
+        "loss_curve": [round(h["loss"], 4) for h in history],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("grid", choices=sorted(GRIDS))
-    parser.add_argument("--data", action="append", default=[],
-                        help="NAME=STORE:SPLITS (default 64=data/preprocessed:data/splits)")
+    parser.add_argument(
+        "--data", action="append", default=[], help="NAME=STORE:SPLITS (default 64=data/preprocessed:data/splits)"
+    )
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, default=None, help="append each result here (JSON lines)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these names of the grid")
@@ -328,8 +374,10 @@ def main() -> None:
         if args.out is not None:
             with args.out.open("a") as handle:
                 handle.write(json.dumps({"name": name, **result}) + "\n")
-    record(f"pretrain_sweep_{args.grid}", {"device": str(device) if device.type == "cpu"
-                                           else torch.cuda.get_device_name(device), "runs": results})
+    record(
+        f"pretrain_sweep_{args.grid}",
+        {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device), "runs": results},
+    )
 
 
 if __name__ == "__main__":

@@ -52,12 +52,22 @@ METHODS = ("moco", "simclr", "byol", "swav")
 
 #: per method, the backbone passes one image costs: (view index, with backward); forward-only passes are
 #: MoCo's key encoder and BYOL's target network (SwAV's views are listed by the method itself)
-PASSES = {"simclr": [(0, True), (1, True)], "moco": [(0, True), (1, False)],
-          "byol": [(0, True), (1, True), (0, False), (1, False)]}
+PASSES = {
+    "simclr": [(0, True), (1, True)],
+    "moco": [(0, True), (1, False)],
+    "byol": [(0, True), (1, True), (0, False), (1, False)],
+}
 
 
-def ceiling(backbone_name: str, size: int, batch: int, steps: int, backward: bool = True,
-            amp: bool = True, channels_last: bool = True) -> float:
+def ceiling(
+    backbone_name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    backward: bool = True,
+    amp: bool = True,
+    channels_last: bool = True,
+) -> float:
     """Views/s of the bare backbone on in-memory tensors: forward + backward + AdamW step, or forward only.
 
     ``channels_last``: the weights in NHWC, as :func:`cxrssl.train.fit` trains them.
@@ -92,8 +102,9 @@ def ours(method: str, images: torch.Tensor, params: dict, steps: int) -> tuple[f
     method_config = from_dict(config_class(method), f"pretrain.{method}", params[method])
     subset = images[: config.batch_size * steps]
     _, _, summary = pretrain(method, subset, config, method_config, None, torch.device("cpu"))
-    built = build_method(method, config.backbone, images.shape[-1], method_config, config.augment(),
-                         n_train=len(images))
+    built = build_method(
+        method, config.backbone, images.shape[-1], method_config, config.augment(), n_train=len(images)
+    )
     return summary["images_per_s"], [view.size for view in built.views]
 
 
@@ -121,8 +132,10 @@ def main() -> None:
     def seconds_per_view(size: int, backward: bool) -> float:
         if (size, backward) not in ceilings:
             ceilings[size, backward] = ceiling(backbone, size, batch, args.steps, backward)
-            print(f"ceiling at {size} px, {'forward+backward' if backward else 'forward only'}: "
-                  f"{ceilings[size, backward]:.0f} views/s")
+            print(
+                f"ceiling at {size} px, {'forward+backward' if backward else 'forward only'}: "
+                f"{ceilings[size, backward]:.0f} views/s"
+            )
         return 1 / ceilings[size, backward]
 
     results = {}
@@ -131,25 +144,38 @@ def main() -> None:
         view_seconds = sum(seconds_per_view(s, True) for s in sizes)
         passes = PASSES.get(method, [(i, True) for i in range(len(sizes))])
         work_seconds = sum(seconds_per_view(sizes[i], backward) for i, backward in passes)
-        results[method] = {"views": sizes, "ours_images_per_s": round(rate, 1),
-                           "ceiling_images_per_s": round(1 / view_seconds, 1),
-                           "cost_ratio": round((1 / rate) / view_seconds, 2),
-                           "backbone_passes": [[sizes[i], "fwd+bwd" if b else "fwd"] for i, b in passes],
-                           "work_ratio": round((1 / rate) / work_seconds, 2)}
+        results[method] = {
+            "views": sizes,
+            "ours_images_per_s": round(rate, 1),
+            "ceiling_images_per_s": round(1 / view_seconds, 1),
+            "cost_ratio": round((1 / rate) / view_seconds, 2),
+            "backbone_passes": [[sizes[i], "fwd+bwd" if b else "fwd"] for i, b in passes],
+            "work_ratio": round((1 / rate) / work_seconds, 2),
+        }
         if args.lightly:
             from bench import lightly_methods
 
             torch.set_num_threads(threads)
-            lightly_rate = lightly_methods.images_per_s(method, images.numpy(), params, args.steps,
-                                                        workers=os.cpu_count() or 1)
+            lightly_rate = lightly_methods.images_per_s(
+                method, images.numpy(), params, args.steps, workers=os.cpu_count() or 1
+            )
             results[method]["lightly_images_per_s"] = round(lightly_rate, 1)
             results[method]["lightly_cost_ratio"] = round((1 / lightly_rate) / view_seconds, 2)
             results[method]["lightly_work_ratio"] = round((1 / lightly_rate) / work_seconds, 2)
         print(method, results[method], flush=True)
-    record(f"pretrain_throughput_{backbone}", {"size": size, "batch": batch, "backbone": backbone, "threads": threads,
-                                   "ceiling_views_per_s": {f"{size}px_{'fwd+bwd' if b else 'fwd'}": round(v, 1)
-                                                           for (size, b), v in ceilings.items()},
-                                   "methods": results})
+    record(
+        f"pretrain_throughput_{backbone}",
+        {
+            "size": size,
+            "batch": batch,
+            "backbone": backbone,
+            "threads": threads,
+            "ceiling_views_per_s": {
+                f"{size}px_{'fwd+bwd' if b else 'fwd'}": round(v, 1) for (size, b), v in ceilings.items()
+            },
+            "methods": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,7 @@ def work() -> dict:
     losses = {}
     for method in ("moco", "simclr"):
         config = from_dict(config_class(method), f"pretrain.{method}", params["pretrain"][method])
-        _, history, _ = pretrain(method, images, replace(common, epochs=1), config, None,
-                                 torch.device("cpu"))
+        _, history, _ = pretrain(method, images, replace(common, epochs=1), config, None, torch.device("cpu"))
         losses[method] = history[0]["loss"]
 
     train = read_split(REPO / "data/splits", "train", ["row", "min_fraction", *params_classes()])
@@ -82,14 +81,24 @@ def work() -> dict:
     part = subset(train, 0.1)
     backbone, dim, _ = load_initial(REPO / "models/pretrain/random.pt")
     settings = from_dict(FinetuneConfig, "finetune", params["finetune"])
-    _, _, summary = finetune(backbone, dim, torch.from_numpy(store.load(part["row"].to_numpy())),
-                             part[params_classes()].to_numpy(dtype=float),
-                             torch.from_numpy(store.load(val["row"].to_numpy())),
-                             val[params_classes()].to_numpy(dtype=float),
-                             replace(settings, protocol="linear"), 0, torch.device("cpu"))
-    return {"store": digest.hexdigest()[:16], "pretrain_loss_20_steps": losses,
-            "linear_val_auroc": round(float(summary["val_auroc_macro"]), 6), "threads": torch.get_num_threads(),
-            "numpy": np.__version__}
+    _, _, summary = finetune(
+        backbone,
+        dim,
+        torch.from_numpy(store.load(part["row"].to_numpy())),
+        part[params_classes()].to_numpy(dtype=float),
+        torch.from_numpy(store.load(val["row"].to_numpy())),
+        val[params_classes()].to_numpy(dtype=float),
+        replace(settings, protocol="linear"),
+        0,
+        torch.device("cpu"),
+    )
+    return {
+        "store": digest.hexdigest()[:16],
+        "pretrain_loss_20_steps": losses,
+        "linear_val_auroc": round(float(summary["val_auroc_macro"]), 6),
+        "threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+    }
 
 
 def params_classes() -> list[str]:
@@ -104,15 +113,23 @@ def main() -> None:
         return
     out = {}
     for name, env in VARIANTS.items():
-        result = subprocess.run([sys.executable, "-m", "bench.reproducibility", "--work"], cwd=REPO,
-                                env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.reproducibility", "--work"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[name] = {"env": env, **json.loads(result.stdout.strip().splitlines()[-1])}
         print(name, out[name], flush=True)
     base = out["this machine"]
-    for name, result in out.items():
+    for result in out.values():
         result["store_identical"] = result["store"] == base["store"]
-        result["pretrain_loss_change"] = {m: float(f"{result['pretrain_loss_20_steps'][m] - v:.3g}")
-                                          for m, v in base["pretrain_loss_20_steps"].items()}
+        result["pretrain_loss_change"] = {
+            m: float(f"{result['pretrain_loss_20_steps'][m] - v:.3g}")
+            for m, v in base["pretrain_loss_20_steps"].items()
+        }
         result["linear_val_auroc_change"] = round(result["linear_val_auroc"] - base["linear_val_auroc"], 6)
     record("reproducibility", out)
 

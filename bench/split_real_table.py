@@ -1,6 +1,6 @@
 """How long the split code takes on the full real CheXpert label table (223,414 rows).
 
-    python -m bench.split_real_table [tests/data/chexpert/train_labels.csv.gz]
+python -m bench.split_real_table [tests/data/chexpert/train_labels.csv.gz]
 """
 
 from __future__ import annotations

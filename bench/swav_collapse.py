@@ -46,8 +46,15 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.from_numpy(ImageStore(args.store).load(pd.read_csv(args.train)["row"].to_numpy()))
     params = read_params()["pretrain"]
-    config = replace(from_dict(SwAVConfig, "pretrain.swav", params["swav"]), epsilon=args.epsilon,
-                     n_prototypes=args.prototypes, dim=128, hidden_dim=2048, n_local=0, freeze_prototypes_steps=10)
+    config = replace(
+        from_dict(SwAVConfig, "pretrain.swav", params["swav"]),
+        epsilon=args.epsilon,
+        n_prototypes=args.prototypes,
+        dim=128,
+        hidden_dim=2048,
+        n_local=0,
+        freeze_prototypes_steps=10,
+    )
     augment = from_dict(PretrainConfig, "pretrain.common", params["common"]).augment()
     method = build_method("swav", "resnet18", images.shape[-1], config, augment, n_train=len(images))
     if args.optimizer == "adamw":
@@ -74,9 +81,12 @@ def main() -> None:
             scores = z @ w.T
             q, p = sinkhorn(scores, config.epsilon), F.softmax(scores / config.temperature, dim=1)
         spread = float(scores.std(1).mean())
-        print(f"{step:3d} loss {loss.item():.4f} prototype_cos {cosine:.3f} score_std {spread:.4f} "
-              f"H(q) {entropy(q):.3f} H(p) {entropy(p):.3f} |mean z| {float(z.mean(0).norm()):.3f} "
-              f"log K {math.log(config.n_prototypes):.3f}", flush=True)
+        print(
+            f"{step:3d} loss {loss.item():.4f} prototype_cos {cosine:.3f} score_std {spread:.4f} "
+            f"H(q) {entropy(q):.3f} H(p) {entropy(p):.3f} |mean z| {float(z.mean(0).norm()):.3f} "
+            f"log K {math.log(config.n_prototypes):.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

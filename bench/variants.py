@@ -53,8 +53,15 @@ DEFAULTS = {
 }
 SEEDS = {f"seed-{k}": [f"pretrain.common.seed={k}", f"finetune.seeds=[{k}]"] for k in (1, 2)}
 STUDIES = {"defaults": (DEFAULTS, "defaults.json"), "seeds": (SEEDS, "seeds.json")}
-KEYS = ("val_auroc_macro", "val_auroc_macro_low", "val_auroc_macro_high", "auroc_macro", "auroc_macro_low",
-        "auroc_macro_high", "protocol")
+KEYS = (
+    "val_auroc_macro",
+    "val_auroc_macro_low",
+    "val_auroc_macro_high",
+    "auroc_macro",
+    "auroc_macro_low",
+    "auroc_macro_high",
+    "protocol",
+)
 
 
 def dvc(*args: str) -> str:
@@ -66,8 +73,10 @@ def dvc(*args: str) -> str:
 
 def cells(evaluation: dict) -> dict:
     """{init: {pct: the macro AUROC figures}} of a results/evaluate.json."""
-    return {init: {pct: {k: cell.get(k) for k in KEYS} for pct, cell in by_pct.items()}
-            for init, by_pct in evaluation.items()}
+    return {
+        init: {pct: {k: cell.get(k) for k in KEYS} for pct, cell in by_pct.items()}
+        for init, by_pct in evaluation.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     variants, name = STUDIES[args.study]
     out = REPO / "bench" / name
     record = json.loads(out.read_text()) if out.exists() else {}
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
         for variant, changes in variants.items():
             if args.only and variant not in args.only:
@@ -89,11 +99,18 @@ def main(argv: list[str] | None = None) -> None:
             log = dvc("exp", "run", *[arg for change in changes for arg in ("-S", change)])
             ran = sorted({line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")})
             evaluation = json.loads((REPO / "results/evaluate.json").read_text())
-            record[variant] = {"changes": changes, "revision": revision, "cells": cells(evaluation),
-                               "stages_run": ran, "minutes": round((time.perf_counter() - start) / 60, 1)}
+            record[variant] = {
+                "changes": changes,
+                "revision": revision,
+                "cells": cells(evaluation),
+                "stages_run": ran,
+                "minutes": round((time.perf_counter() - start) / 60, 1),
+            }
             write_json(out, record)
-            print(f"{variant}: {', '.join(ran) or 'all from the run cache'} "
-                  f"({record[variant]['minutes']} min)", flush=True)
+            print(
+                f"{variant}: {', '.join(ran) or 'all from the run cache'} ({record[variant]['minutes']} min)",
+                flush=True,
+            )
     finally:
         subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
         dvc("checkout", "-q")

@@ -48,8 +48,9 @@ def main() -> None:
     results = {}
     for name in METHODS:
         method_config = from_dict(config_class(name), f"pretrain.{name}", params[name])
-        method = build_method(name, config.backbone, images.shape[-1], method_config, config.augment(),
-                              n_train=len(images))
+        method = build_method(
+            name, config.backbone, images.shape[-1], method_config, config.augment(), n_train=len(images)
+        )
         generator = torch.Generator().manual_seed(0)
         seconds = []
         for step in range(args.steps + 2):
@@ -61,12 +62,23 @@ def main() -> None:
                 seconds.append(time.perf_counter() - start)
         rate = config.batch_size / float(np.median(seconds))
         trained = training.get(name, {}).get("ours_images_per_s")
-        results[name] = {"views": [v.size for v in method.views], "images_per_s": round(rate, 1),
-                         "training_images_per_s": trained,
-                         "share_of_step": round(trained / rate, 3) if trained else None}
+        results[name] = {
+            "views": [v.size for v in method.views],
+            "images_per_s": round(rate, 1),
+            "training_images_per_s": trained,
+            "share_of_step": round(trained / rate, 3) if trained else None,
+        }
         print(name, results[name], flush=True)
-    record("view_throughput", {"backbone": config.backbone, "size": int(images.shape[-1]),
-                               "batch": config.batch_size, "threads": torch.get_num_threads(), "methods": results})
+    record(
+        "view_throughput",
+        {
+            "backbone": config.backbone,
+            "size": int(images.shape[-1]),
+            "batch": config.batch_size,
+            "threads": torch.get_num_threads(),
+            "methods": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def run(main: Callable[[], None], stage: str, cleanup: Callable[[], None] | None
 def check_name(key: str, name: str) -> str:
     """``name`` if it is a valid init or method name, else a ParamError naming ``key``."""
     if not isinstance(name, str) or NAME.fullmatch(name) is None:
-        raise ParamError(f"params: {key} has {name!r}; expected a name of lower-case letters, digits and "
-                         "underscores, starting with a letter")
+        raise ParamError(
+            f"params: {key} has {name!r}; expected a name of lower-case letters, digits and "
+            "underscores, starting with a letter"
+        )
     return name
 
 
@@ -63,8 +65,10 @@ def stage_item(stage: str, given: str | None) -> str:
     addressing = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]  # "dvc.yaml:name" outside the root
     prefix = f"{stage}@"
     if not addressing.startswith(prefix):
-        raise ParamError(f"{stage}: which one? Run it through DVC (dvc repro {stage}@<item>) or name it on the "
-                         "command line (see --help)")
+        raise ParamError(
+            f"{stage}: which one? Run it through DVC (dvc repro {stage}@<item>) or name it on the "
+            "command line (see --help)"
+        )
     return addressing.removeprefix(prefix)
 
 

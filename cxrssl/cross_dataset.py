@@ -43,8 +43,9 @@ class CrossDatasetConfig(DataConfig):
         super().validate(section)
 
 
-def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size: int
-                  ) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def load_external(
+    config: CrossDatasetConfig, preprocess: PreprocessConfig, size: int
+) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The external test images and labels.
 
     Returns:
@@ -58,8 +59,15 @@ def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size
         frame = frame[frame["origin"] == "test"].reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="cxrssl-cross-") as tmp:
         listed_in = [f"{table}, line {line}" for table, line in zip(frame["table"], frame["line"])]
-        ok, problems = build_store(frame["file"].tolist(), Path(tmp), replace(preprocess, image_size=size),
-                                   preprocess.workers, config.skip_invalid, progress=False, listed_in=listed_in)
+        ok, problems = build_store(
+            frame["file"].tolist(),
+            Path(tmp),
+            replace(preprocess, image_size=size),
+            preprocess.workers,
+            config.skip_invalid,
+            progress=False,
+            listed_in=listed_in,
+        )
         images = np.load(Path(tmp) / "images.npy")[ok]
     report.problems.extend(problems)
     frame = frame[ok].reset_index(drop=True)
@@ -70,15 +78,23 @@ def load_external(config: CrossDatasetConfig, preprocess: PreprocessConfig, size
     out.insert(0, "Path", frame["Path"].to_numpy())
     out.insert(0, "patient", frame["patient"].to_numpy())
     out.insert(0, "row", np.arange(len(out)))
-    about = {**{k: v for k, v in asdict(config).items() if k != "skip_invalid"},
-             "test_images": len(out), "test_patients": int(out["patient"].nunique()),
-             "labelled_classes": [c for c in CLASSES if (~np.isnan(out[c].to_numpy())).any()],
-             **report.as_dict(limit=10)}
+    about = {
+        **{k: v for k, v in asdict(config).items() if k != "skip_invalid"},
+        "test_images": len(out),
+        "test_patients": int(out["patient"].nunique()),
+        "labelled_classes": [c for c in CLASSES if (~np.isnan(out[c].to_numpy())).any()],
+        **report.as_dict(limit=10),
+    }
     return out, images, about
 
 
-def external_predictions(cell_predictions: pd.DataFrame, models: dict[int, torch.nn.Module], images: np.ndarray,
-                         device: torch.device, amp: bool) -> pd.DataFrame:
+def external_predictions(
+    cell_predictions: pd.DataFrame,
+    models: dict[int, torch.nn.Module],
+    images: np.ndarray,
+    device: torch.device,
+    amp: bool,
+) -> pd.DataFrame:
     """The cell's own val predictions (for its thresholds) and each seed model's scores of the external images."""
     parts = [cell_predictions[cell_predictions["split"] == "val"]]
     tensor = torch.from_numpy(images)
@@ -93,9 +109,15 @@ def external_predictions(cell_predictions: pd.DataFrame, models: dict[int, torch
     return pd.concat(parts, ignore_index=True)
 
 
-def score_cells(config: CrossDatasetConfig, preprocess: PreprocessConfig, finetune: Path,
-                cells: dict[str, pd.DataFrame], val: pd.DataFrame, evaluate: EvaluateConfig,
-                log=print) -> dict:
+def score_cells(
+    config: CrossDatasetConfig,
+    preprocess: PreprocessConfig,
+    finetune: Path,
+    cells: dict[str, pd.DataFrame],
+    val: pd.DataFrame,
+    evaluate: EvaluateConfig,
+    log=print,
+) -> dict:
     """Every cell's classifiers scored on the external dataset: ``{"dataset": {...}, init: {pct: {...}}}``.
 
     Args:
@@ -107,8 +129,10 @@ def score_cells(config: CrossDatasetConfig, preprocess: PreprocessConfig, finetu
     first = next(iter(models.values()))
     size = int(load_classifier(next(iter(first.values())))[1]["image_size"])
     external, images, about = load_external(config, preprocess, size)
-    log(f"evaluate: cross-dataset {config.source} at {config.root}: {len(external)} images, classes "
-        f"{', '.join(about['labelled_classes'])}")
+    log(
+        f"evaluate: cross-dataset {config.source} at {config.root}: {len(external)} images, classes "
+        f"{', '.join(about['labelled_classes'])}"
+    )
     device = pick_device()
     out: dict = {"dataset": about}
     for cell, paths in models.items():

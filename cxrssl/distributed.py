@@ -83,20 +83,26 @@ def under_torchrun() -> bool:
 def validate_params(section: dict | None) -> dict:
     """params.yaml ``distributed``: ``nproc_per_node`` (>= 1) and ``backend`` (auto, nccl, gloo)."""
     if not isinstance(section, dict):
-        raise ParamError("params: missing section distributed" if section is None
-                         else "params: distributed must be a mapping of keys to values")
+        raise ParamError(
+            "params: missing section distributed"
+            if section is None
+            else "params: distributed must be a mapping of keys to values"
+        )
     unknown = set(section) - {"nproc_per_node", "backend"}
     if unknown:
-        raise ParamError(f"params: unknown key distributed.{sorted(unknown)[0]}; distributed takes backend, "
-                         "nproc_per_node")
+        raise ParamError(
+            f"params: unknown key distributed.{sorted(unknown)[0]}; distributed takes backend, nproc_per_node"
+        )
     for key in ("backend", "nproc_per_node"):
         if key not in section:
             raise ParamError(f"params: missing key distributed.{key}")
     n = section["nproc_per_node"]
-    require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, "distributed.nproc_per_node", n,
-            "a positive integer")
-    require(section["backend"] in ("auto", "nccl", "gloo"), "distributed.backend", section["backend"],
-            "auto, nccl or gloo")
+    require(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1, "distributed.nproc_per_node", n, "a positive integer"
+    )
+    require(
+        section["backend"] in ("auto", "nccl", "gloo"), "distributed.backend", section["backend"], "auto, nccl or gloo"
+    )
     return section
 
 
@@ -109,8 +115,16 @@ def relaunch(module: str, argv: Sequence[str], nproc_per_node: int) -> int | Non
     """
     if nproc_per_node <= 1 or under_torchrun():
         return None
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
-               "-m", module, *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc_per_node}",
+        "-m",
+        module,
+        *argv,
+    ]
     print(f"{module}: relaunching under torchrun with {nproc_per_node} processes", flush=True)
     env = dict(os.environ)
     if not torch.cuda.is_available():  # torchrun gives each process 1 thread: share the cores out instead
@@ -156,8 +170,11 @@ def start(module: str, argv: Sequence[str] | None, section: dict | None) -> torc
     if status is None:
         return setup(config["backend"])
     if status:
-        print(f"error: {module}: its {config['nproc_per_node']} processes under torchrun failed (exit status "
-              f"{status}); their messages are above", file=sys.stderr)
+        print(
+            f"error: {module}: its {config['nproc_per_node']} processes under torchrun failed (exit status "
+            f"{status}); their messages are above",
+            file=sys.stderr,
+        )
         sys.exit(status)
     return None
 
@@ -183,7 +200,7 @@ def rank_generator(generator: torch.Generator) -> torch.Generator:
     """The augmentation generator of this process: ``generator`` itself with one process."""
     if not active():
         return generator
-    seed = (generator.initial_seed() * 1_000_003 + rank()) % (2 ** 63)
+    seed = (generator.initial_seed() * 1_000_003 + rank()) % (2**63)
     return torch.Generator(device=generator.device).manual_seed(seed)
 
 
@@ -199,7 +216,7 @@ class _Gather(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
-        return grad[rank() * ctx.n:(rank() + 1) * ctx.n]
+        return grad[rank() * ctx.n : (rank() + 1) * ctx.n]
 
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:
@@ -249,9 +266,9 @@ def gather_rows(compute: Callable[[slice], torch.Tensor], n: int) -> torch.Tenso
     mine = compute(slice(bounds[rank()], bounds[rank() + 1])).contiguous()
     width = max(b - a for a, b in zip(bounds, bounds[1:]))
     padded = mine.new_zeros((width, *mine.shape[1:]))
-    padded[:len(mine)] = mine
+    padded[: len(mine)] = mine
     parts = gather_no_grad(padded).split(width)
-    return torch.cat([part[:b - a] for part, a, b in zip(parts, bounds, bounds[1:])])
+    return torch.cat([part[: b - a] for part, a, b in zip(parts, bounds, bounds[1:])])
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -280,7 +297,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean_local = x.sum(dims) / n_local.clamp(min=1)  # a process with an empty slice adds nothing
         m2_local = ((x - mean_local.view(shape)) ** 2).sum(dims)
         parts = gather(torch.cat([n_local, mean_local, m2_local]).unsqueeze(0))  # (W, 1 + 2C)
-        counts, means, m2s = parts[:, :1], parts[:, 1:c + 1], parts[:, c + 1:]
+        counts, means, m2s = parts[:, :1], parts[:, 1 : c + 1], parts[:, c + 1 :]
         total = counts.sum()
         mean = (counts * means).sum(0) / total
         var = (m2s.sum(0) + (counts * (means - mean) ** 2).sum(0)) / total
@@ -312,8 +329,9 @@ def sync_batchnorm(module: nn.Module) -> nn.Module:
 
 def _convert(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         new.load_state_dict(module.state_dict())
         new.train(module.training)
         for parameter, old in zip(new.parameters(), module.parameters()):
@@ -375,8 +393,9 @@ class LossModule(nn.Module):
         return self.loss_fn(batch)
 
 
-def wrap(model: nn.Module, loss_fn: Callable[[object], torch.Tensor], device: torch.device
-         ) -> Callable[[object], torch.Tensor]:
+def wrap(
+    model: nn.Module, loss_fn: Callable[[object], torch.Tensor], device: torch.device
+) -> Callable[[object], torch.Tensor]:
     """The loss to call in training: ``loss_fn`` itself, or through DDP over ``model`` with several processes.
 
     DDP broadcasts rank 0's weights and buffers at construction, and not

@@ -57,8 +57,9 @@ def _labels(frame: pd.DataFrame) -> np.ndarray:
     return frame[list(CLASSES)].to_numpy(dtype=float)
 
 
-def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, config: EvaluateConfig
-                  ) -> tuple[dict, pd.DataFrame]:
+def evaluate_cell(
+    predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, config: EvaluateConfig
+) -> tuple[dict, pd.DataFrame]:
     """Metrics of one cell, on test and on val.
 
     Args:
@@ -85,16 +86,21 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
         if np.isnan(thresholds[name]).any():
             thresholds[name] = [0.5 if np.isnan(t) else t for t in thresholds[name]]
             notes[name] = f"val has no positive {name} label: F1 and kappa use threshold 0.5"
-    test_values, test_notes = _per_class(y_test, {seed: scores[seed][1] for seed in seeds}, test, config,
-                                         thresholds, "test", y_val)
+    test_values, test_notes = _per_class(
+        y_test, {seed: scores[seed][1] for seed in seeds}, test, config, thresholds, "test", y_val
+    )
     val_values, _ = _per_class(y_val, {seed: scores[seed][0] for seed in seeds}, val, config, None, "val", y_val)
     notes = {**notes, **test_notes}
 
     rows = []
     for k, name in enumerate(CLASSES):
         y = y_test[~np.isnan(y_test[:, k]), k]
-        row = {"class": name, "test_positive": int(y.sum()), "test_negative": int(len(y) - y.sum()),
-               "note": notes.get(name, "")}
+        row = {
+            "class": name,
+            "test_positive": int(y.sum()),
+            "test_negative": int(len(y) - y.sum()),
+            "note": notes.get(name, ""),
+        }
         if name in test_values["auroc"]:
             row["threshold"] = float(np.mean(thresholds[name]))
             for m in METRICS:
@@ -117,15 +123,22 @@ def evaluate_cell(predictions: pd.DataFrame, val: pd.DataFrame, test: pd.DataFra
     return _rounded(summary), table
 
 
-def _per_class(y_all: np.ndarray, scores: dict[int, np.ndarray], frame: pd.DataFrame, config: EvaluateConfig,
-               thresholds: dict[str, list[float]] | None, split: str, y_val: np.ndarray
-               ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+def _per_class(
+    y_all: np.ndarray,
+    scores: dict[int, np.ndarray],
+    frame: pd.DataFrame,
+    config: EvaluateConfig,
+    thresholds: dict[str, list[float]] | None,
+    split: str,
+    y_val: np.ndarray,
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
     """values[metric][class] -> (seeds, 1 + B) arrays (the point, then the patient resamples), and notes.
 
     F1 and kappa are computed where ``thresholds`` (chosen on val) are given.
     """
-    weights = np.vstack([np.ones((1, len(frame))),
-                         patient_bootstrap(frame["patient"].to_numpy(), config.bootstrap, config.seed)])
+    weights = np.vstack(
+        [np.ones((1, len(frame))), patient_bootstrap(frame["patient"].to_numpy(), config.bootstrap, config.seed)]
+    )
     metrics = METRICS if thresholds is not None else VAL_METRICS
     values: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
     notes = {}
@@ -161,8 +174,7 @@ def _point_and_interval(key: str, samples: np.ndarray, confidence: float) -> dic
     return {key: samples[0], f"{key}_low": low, f"{key}_high": high}
 
 
-def _macro(values: dict[str, dict[str, np.ndarray]], metrics: tuple[str, ...], confidence: float, n_seeds: int
-           ) -> dict:
+def _macro(values: dict[str, dict[str, np.ndarray]], metrics: tuple[str, ...], confidence: float, n_seeds: int) -> dict:
     """Macro means over the classes (and ``auroc_5`` over the competition classes), with intervals and sd."""
     summary: dict = {}
     for m in metrics:
@@ -183,8 +195,9 @@ def _macro(values: dict[str, dict[str, np.ndarray]], metrics: tuple[str, ...], c
     return summary
 
 
-def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _scores(
+    predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
     """The seed's val and test scores (N, classes), in the order of the split tables."""
     columns = [f"score:{name}" for name in CLASSES]
     out = []
@@ -198,5 +211,13 @@ def _scores(predictions: pd.DataFrame, seed: int, val: pd.DataFrame, test: pd.Da
 
 
 def _rounded(summary: dict) -> dict:
-    return {k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else
-                round(float(v), 5) if isinstance(v, (float, np.floating)) else v) for k, v in summary.items()}
+    return {
+        k: (
+            None
+            if v is None or (isinstance(v, float) and np.isnan(v))
+            else round(float(v), 5)
+            if isinstance(v, (float, np.floating))
+            else v
+        )
+        for k, v in summary.items()
+    }

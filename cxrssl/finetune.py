@@ -101,8 +101,12 @@ class FinetuneConfig(LoopConfig):
             require(protocol in PROTOCOLS, f"finetune.protocol_by_pct.{pct}", protocol, " or ".join(PROTOCOLS))
         require(self.loss in LOSSES, "finetune.loss", self.loss, " or ".join(LOSSES))
         require(self.focal_gamma >= 0, "finetune.focal_gamma", self.focal_gamma, ">= 0")
-        require(self.focal_alpha is None or 0 < self.focal_alpha < 1, "finetune.focal_alpha", self.focal_alpha,
-                "null or a number in (0, 1)")
+        require(
+            self.focal_alpha is None or 0 < self.focal_alpha < 1,
+            "finetune.focal_alpha",
+            self.focal_alpha,
+            "null or a number in (0, 1)",
+        )
         require(self.min_steps >= 0, "finetune.min_steps", self.min_steps, ">= 0")
         require(self.linear_epochs >= 1, "finetune.linear_epochs", self.linear_epochs, "a positive integer")
         require(self.linear_lr > 0, "finetune.linear_lr", self.linear_lr, "> 0")
@@ -113,8 +117,12 @@ class FinetuneConfig(LoopConfig):
         require(0 <= self.rotation <= 90, "finetune.rotation", self.rotation, "0 to 90 degrees")
         require(0 <= self.brightness < 1, "finetune.brightness", self.brightness, "a number in [0, 1)")
         require(0 <= self.contrast < 1, "finetune.contrast", self.contrast, "a number in [0, 1)")
-        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
-                "finetune.seeds", self.seeds, "a list of distinct non-negative integers")
+        require(
+            len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
+            "finetune.seeds",
+            self.seeds,
+            "a list of distinct non-negative integers",
+        )
 
     def protocol_for(self, pct: int) -> str:
         """The protocol of the ``pct``% cell."""
@@ -122,8 +130,17 @@ class FinetuneConfig(LoopConfig):
 
     def view(self, size: int) -> ViewSpec:
         """The training augmentation: no crop, as in the original study."""
-        return ViewSpec(size=size, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=self.flip, rotation=self.rotation,
-                        jitter=1.0, brightness=self.brightness, contrast=self.contrast, blur=0.0)
+        return ViewSpec(
+            size=size,
+            scale=(1.0, 1.0),
+            ratio=(1.0, 1.0),
+            flip=self.flip,
+            rotation=self.rotation,
+            jitter=1.0,
+            brightness=self.brightness,
+            contrast=self.contrast,
+            blur=0.0,
+        )
 
 
 def multilabel_loss(logits: torch.Tensor, targets: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
@@ -191,8 +208,13 @@ class Classifier(nn.Module):
 def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
     """A classifier written by a finetune stage (``model-seed<k>.pt``): the module (eval mode) and its metadata."""
     path = Path(path)
-    state = read_weights_file(path, "finetune model", ("backbone_name", "feature_dim", "classes", "model"),
-                              "run its finetune stage first", "; rerun its finetune stage")
+    state = read_weights_file(
+        path,
+        "finetune model",
+        ("backbone_name", "feature_dim", "classes", "model"),
+        "run its finetune stage first",
+        "; rerun its finetune stage",
+    )
     backbone, dim = build_backbone(state["backbone_name"])
     model = Classifier(backbone, dim, len(state["classes"]))
     load_weights(model, state["model"], path, state["backbone_name"])
@@ -200,8 +222,9 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
 
 
 @torch.no_grad()
-def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.device, amp: bool,
-                      chunk: int = 256) -> torch.Tensor:
+def backbone_features(
+    backbone: nn.Module, images: torch.Tensor, device: torch.device, amp: bool, chunk: int = 256
+) -> torch.Tensor:
     """Frozen features of uint8 images (N, S, S), computed once, in eval mode.
 
     With several processes each computes a part and every process gets all
@@ -220,8 +243,7 @@ def backbone_features(backbone: nn.Module, images: torch.Tensor, device: torch.d
 
 
 @torch.no_grad()
-def predict(model: Classifier, images: torch.Tensor, device: torch.device, amp: bool, chunk: int = 256
-            ) -> np.ndarray:
+def predict(model: Classifier, images: torch.Tensor, device: torch.device, amp: bool, chunk: int = 256) -> np.ndarray:
     """Sigmoid scores (N, classes) of uint8 images, no augmentation: the head (fp32) on :func:`backbone_features`."""
     model.eval()
     return torch.sigmoid(model.head(backbone_features(model.backbone, images, device, amp, chunk))).cpu().numpy()
@@ -236,10 +258,20 @@ def schedule(n_train: int, config: FinetuneConfig) -> tuple[int, int, int, int]:
     return batch, steps_per_epoch, epochs, every
 
 
-def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, train_targets: np.ndarray,
-             val_images: torch.Tensor, val_targets: np.ndarray, config: FinetuneConfig, seed: int,
-             device: torch.device, checkpoint=None, stage: str = "finetune", fingerprint: str = ""
-             ) -> tuple[Classifier, list[dict], dict]:
+def finetune(
+    backbone: nn.Module,
+    feature_dim: int,
+    train_images: torch.Tensor,
+    train_targets: np.ndarray,
+    val_images: torch.Tensor,
+    val_targets: np.ndarray,
+    config: FinetuneConfig,
+    seed: int,
+    device: torch.device,
+    checkpoint=None,
+    stage: str = "finetune",
+    fingerprint: str = "",
+) -> tuple[Classifier, list[dict], dict]:
     """Fine-tune ``backbone`` (a fresh copy) on the train images and select on val.
 
     Args:
@@ -290,7 +322,7 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
             order = torch.randperm(n, generator=cpu)
         augment = distributed.rank_generator(generator)
         for i in range(steps_per_epoch):
-            rows = order[i * batch:(i + 1) * batch]
+            rows = order[i * batch : (i + 1) * batch]
             mine = distributed.shard(rows)
             if linear:
                 x = train_x[mine.to(device)]
@@ -325,8 +357,12 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
         auroc = macro_auroc(val_targets, scores)
         if auroc > state["best_auroc"]:
             # the frozen backbone never changes: keep (and checkpoint every epoch) only what trains
-            state.update(best_auroc=auroc, best_epoch=epoch + 1, since_best=0,
-                         best_weights={k: v.detach().clone() for k, v in trainable.state_dict().items()})
+            state.update(
+                best_auroc=auroc,
+                best_epoch=epoch + 1,
+                since_best=0,
+                best_weights={k: v.detach().clone() for k, v in trainable.state_dict().items()},
+            )
         else:
             state["since_best"] += 1
         return {"val_auroc_macro": auroc}
@@ -336,21 +372,40 @@ def finetune(backbone: nn.Module, feature_dim: int, train_images: torch.Tensor, 
 
     if linear:
         model.backbone.eval()
-    history = fit(trainable, loss_fn, batches, steps_per_epoch, config, seed, device, checkpoint, stage=stage,
-                  fingerprint=json.dumps({"config": asdict(config), "seed": seed, "user": fingerprint},
-                                         sort_keys=True),
-                  on_epoch_end=evaluate, extra_state=state, stop=stop)
+    history = fit(
+        trainable,
+        loss_fn,
+        batches,
+        steps_per_epoch,
+        config,
+        seed,
+        device,
+        checkpoint,
+        stage=stage,
+        fingerprint=json.dumps({"config": asdict(config), "seed": seed, "user": fingerprint}, sort_keys=True),
+        on_epoch_end=evaluate,
+        extra_state=state,
+        stop=stop,
+    )
     if state["best_weights"] is None:
-        raise DataError(f"{stage}: no val class has both a positive and a negative label, so no model can be "
-                        "selected on val; give val more patients (split.val_fraction) or check the labels")
+        raise DataError(
+            f"{stage}: no val class has both a positive and a negative label, so no model can be "
+            "selected on val; give val more patients (split.val_fraction) or check the labels"
+        )
     trainable.load_state_dict(state["best_weights"])
     if linear:
         with torch.no_grad():
             model.head.weight.div_(std)
             model.head.bias.sub_(model.head.weight @ mean)
     model.eval()
-    summary = {"best_epoch": state["best_epoch"], "val_auroc_macro": state["best_auroc"],
-               "epochs_run": len(history), "epochs_planned": epochs, "batch_size": batch,
-               "steps_per_epoch": steps_per_epoch, "train_images": len(train_images),
-               "seconds": sum(h["seconds"] for h in history)}
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "val_auroc_macro": state["best_auroc"],
+        "epochs_run": len(history),
+        "epochs_planned": epochs,
+        "batch_size": batch,
+        "steps_per_epoch": steps_per_epoch,
+        "train_images": len(train_images),
+        "seconds": sum(h["seconds"] for h in history),
+    }
     return model, history, summary

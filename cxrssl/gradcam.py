@@ -49,8 +49,15 @@ from cxrssl.params import require
 METHODS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 
 #: Classes whose phantom finding is a localised region: the ones localisation is scored on.
-LOCALISED = ("Cardiomegaly", "Pleural Effusion", "Pneumothorax", "Lung Lesion", "Consolidation", "Fracture",
-             "Support Devices")
+LOCALISED = (
+    "Cardiomegaly",
+    "Pleural Effusion",
+    "Pneumothorax",
+    "Lung Lesion",
+    "Consolidation",
+    "Fracture",
+    "Support Devices",
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,7 @@ class GradcamConfig:
 
     def validate(self) -> None:
         require(1 <= self.pct <= 100, "gradcam.pct", self.pct, "a label percent in 1..100")
-        require(self.method in METHODS, "gradcam.method", self.method,
-                " or ".join(f'"{m}"' for m in METHODS))
+        require(self.method in METHODS, "gradcam.method", self.method, " or ".join(f'"{m}"' for m in METHODS))
         require(bool(self.layer), "gradcam.layer", self.layer, '"last" or a module name such as "layer3"')
         require(0 <= self.per_class <= 100, "gradcam.per_class", self.per_class, "0 to 100")
         require(self.seed >= 0, "gradcam.seed", self.seed, "a non-negative integer")
@@ -104,12 +110,14 @@ def target_layer(backbone: nn.Module, name: str) -> nn.Module:
         return backbone.get_submodule(name)
     except AttributeError:
         names = [n for n, _ in backbone.named_children()]
-        raise ParamError(f"params: gradcam.layer is {name!r}; expected \"last\" or a backbone module "
-                         f"such as {', '.join(names)}") from None
+        raise ParamError(
+            f'params: gradcam.layer is {name!r}; expected "last" or a backbone module such as {", ".join(names)}'
+        ) from None
 
 
-def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor,
-             method: str = "gradcam") -> tuple[torch.Tensor, torch.Tensor]:
+def grad_cam(
+    model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str = "gradcam"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM (or HiResCAM) maps of ``model`` at ``layer``.
 
     Args:
@@ -140,7 +148,7 @@ def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: 
             activations = captured[0]
             maps = []
             for t in range(targets.shape[1]):
-                chosen = logits.gather(1, targets[:, t:t + 1].to(logits.device)).sum()
+                chosen = logits.gather(1, targets[:, t : t + 1].to(logits.device)).sum()
                 (grads,) = torch.autograd.grad(chosen, activations, retain_graph=t + 1 < targets.shape[1])
                 weights = grads.mean(dim=(2, 3), keepdim=True) if method == "gradcam" else grads
                 maps.append(F.relu((weights * activations).sum(dim=1)).detach())
@@ -165,7 +173,7 @@ def box_mask(boxes: list[tuple[float, float, float, float]], size: int, margin: 
         x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin
         c0, r0 = int(np.floor(x0 * size)), int(np.floor(y0 * size))
         c1, r1 = int(np.ceil(x1 * size)), int(np.ceil(y1 * size))
-        mask[max(r0, 0):min(max(r1, r0 + 1), size), max(c0, 0):min(max(c1, c0 + 1), size)] = True
+        mask[max(r0, 0) : min(max(r1, r0 + 1), size), max(c0, 0) : min(max(c1, c0 + 1), size)] = True
     return mask
 
 
@@ -200,8 +208,7 @@ def center_prior(size: int, sigma: float) -> torch.Tensor:
     return g[:, None] * g[None, :]
 
 
-def overlay(image: np.ndarray, cam: np.ndarray | None, boxes: list, lines: list[str], scale: int = 4
-            ) -> np.ndarray:
+def overlay(image: np.ndarray, cam: np.ndarray | None, boxes: list, lines: list[str], scale: int = 4) -> np.ndarray:
     """A BGR picture for a reader: the radiograph with its ground-truth boxes (green), the same with the
     map over it (jet, normalised to its maximum), and text lines above. ``cam`` None shows the image only."""
     side = image.shape[0] * scale
@@ -210,14 +217,16 @@ def overlay(image: np.ndarray, cam: np.ndarray | None, boxes: list, lines: list[
     panels = [left]
     if cam is not None:
         peak = float(cam.max())
-        heat = cv2.resize((cam / peak if peak > 0 else cam).astype(np.float32), (side, side),
-                          interpolation=cv2.INTER_LINEAR)
+        heat = cv2.resize(
+            (cam / peak if peak > 0 else cam).astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR
+        )
         colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
         panels.append(cv2.addWeighted(left, 0.55, colour, 0.45, 0))
     for panel in panels:
         for x0, y0, x1, y1 in boxes:
-            cv2.rectangle(panel, (int(x0 * side), int(y0 * side)), (int(x1 * side) - 1, int(y1 * side) - 1),
-                          (0, 200, 0), 1)
+            cv2.rectangle(
+                panel, (int(x0 * side), int(y0 * side)), (int(x1 * side) - 1, int(y1 * side) - 1), (0, 200, 0), 1
+            )
     body = np.concatenate(panels, axis=1)
     header = np.full((16 * len(lines) + 6, body.shape[1], 3), 255, dtype=np.uint8)
     for i, line in enumerate(lines):

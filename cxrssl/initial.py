@@ -17,14 +17,18 @@ BASELINES = ("random", "imagenet")
 def imagenet_weights(name: str):
     """torchvision's ImageNet weights for ``name``, from torch's cache only (no download here)."""
     if name == "resnet10":
-        raise ParamError("params: pretrain.common.backbone is 'resnet10', which has no ImageNet weights; "
-                         "use resnet18, resnet50 or densenet121 for the imagenet init")
+        raise ParamError(
+            "params: pretrain.common.backbone is 'resnet10', which has no ImageNet weights; "
+            "use resnet18, resnet50 or densenet121 for the imagenet init"
+        )
     weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not cached.is_file():
-        raise DataError(f"ImageNet weights for {name} are not at {cached} and cannot be downloaded here; "
-                        f"download {weights.url} on a machine with internet access and copy it to that path "
-                        f"(or set TORCH_HOME to a folder whose checkpoints/ holds it)")
+        raise DataError(
+            f"ImageNet weights for {name} are not at {cached} and cannot be downloaded here; "
+            f"download {weights.url} on a machine with internet access and copy it to that path "
+            f"(or set TORCH_HOME to a folder whose checkpoints/ holds it)"
+        )
     return weights
 
 
@@ -52,8 +56,9 @@ def read_weights_file(path: Path, kind: str, keys: tuple[str, ...], when_missing
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: not a readable {kind} file ({reason}); weight files are loaded without "
-                        "unpickling code") from None
+        raise DataError(
+            f"{path}: not a readable {kind} file ({reason}); weight files are loaded without unpickling code"
+        ) from None
     if not isinstance(state, dict):
         raise DataError(f"{path}: not a {kind} file (it holds a {type(state).__name__}, not a dict){rerun}")
     missing = [key for key in keys if key not in state]
@@ -73,8 +78,12 @@ def load_weights(module: nn.Module, weights: dict, path: Path, backbone_name: st
 def load_initial(path: str | Path) -> tuple[nn.Module, int, dict]:
     """A backbone written by a pretrain or baseline stage: (module, feature size, the file's metadata)."""
     path = Path(path)
-    state = read_weights_file(path, "backbone", ("backbone_name", "backbone", "method"),
-                              "run the stage that writes it (pretrain@<method> or baseline@<init>)")
+    state = read_weights_file(
+        path,
+        "backbone",
+        ("backbone_name", "backbone", "method"),
+        "run the stage that writes it (pretrain@<method> or baseline@<init>)",
+    )
     backbone, dim = build_backbone(state["backbone_name"])
     load_weights(backbone, state["backbone"], path, state["backbone_name"])
     return backbone, dim, {k: v for k, v in state.items() if k != "backbone"}

@@ -27,8 +27,9 @@ _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def _cannot_write(final: Path, error: OSError) -> CxrsslError:
-    return CxrsslError(f"{final}: cannot write it ({error.strerror or error}); the previous output, if any, "
-                       "is left as it was")
+    return CxrsslError(
+        f"{final}: cannot write it ({error.strerror or error}); the previous output, if any, is left as it was"
+    )
 
 
 def _parent_ready(path: Path) -> None:
@@ -188,4 +189,4 @@ def preallocate(path: Path, chunk: int = 1 << 24) -> None:
         zeros = bytes(chunk)
         handle.seek(0)
         for start in range(0, size, chunk):
-            handle.write(zeros[:min(chunk, size - start)])
+            handle.write(zeros[: min(chunk, size - start)])

@@ -98,7 +98,7 @@ def explain(model, layer, images: np.ndarray, batch_size: int, method: str, want
     three classes an image needs instead of all 14 is several times faster.
     """
     for start in range(0, len(images), batch_size):
-        x = normalize(to_float(torch.from_numpy(images[start:start + batch_size])))
+        x = normalize(to_float(torch.from_numpy(images[start : start + batch_size])))
         if wanted is None:
             rows = [list(range(len(CLASSES)))] * len(x)
         else:
@@ -121,10 +121,13 @@ def summarise(hits: dict[int, list], energy: dict[int, list]) -> dict:
     out = {}
     for k in sorted(hits):
         interval = binomtest(int(np.sum(hits[k])), len(hits[k])).proportion_ci(0.95, method="wilson")
-        out[CLASSES[k]] = {"pointing_game": round(float(np.mean(hits[k])), 4),
-                           "pointing_game_low": round(float(interval.low), 4),
-                           "pointing_game_high": round(float(interval.high), 4),
-                           "energy_inside": round(float(np.mean(energy[k])), 4), "n": len(hits[k])}
+        out[CLASSES[k]] = {
+            "pointing_game": round(float(np.mean(hits[k])), 4),
+            "pointing_game_low": round(float(interval.low), 4),
+            "pointing_game_high": round(float(interval.high), 4),
+            "energy_inside": round(float(np.mean(energy[k])), 4),
+            "n": len(hits[k]),
+        }
     return out
 
 
@@ -145,8 +148,9 @@ def nih_labels(folder: Path) -> dict[str, str]:
     return {}
 
 
-def real_overlays(folder: Path, out: Path, model, layer, preprocess: PreprocessConfig, batch_size: int,
-                  method: str, label: str) -> int:
+def real_overlays(
+    folder: Path, out: Path, model, layer, preprocess: PreprocessConfig, batch_size: int, method: str, label: str
+) -> int:
     """Overlays of every radiograph in ``folder``: the map of the most probable finding (not No Finding)."""
     if not folder.is_dir():
         raise ParamError(f"params: gradcam.real_images is {str(folder)!r}; expected a folder of PNG or JPEG images")
@@ -194,8 +198,9 @@ class Targets:
         self.grown = {key: torch.from_numpy(box_mask(boxes, size, config.tolerance)) for key, boxes in regions.items()}
 
 
-def localise(model, init: str, images: np.ndarray, test: pd.DataFrame, targets: Targets, config: GradcamConfig,
-             overlays: Path) -> tuple[dict, dict]:
+def localise(
+    model, init: str, images: np.ndarray, test: pd.DataFrame, targets: Targets, config: GradcamConfig, overlays: Path
+) -> tuple[dict, dict]:
     """One classifier's localisation scores, and its maps of the chosen images (also saved as overlays).
 
     Args:
@@ -211,12 +216,15 @@ def localise(model, init: str, images: np.ndarray, test: pd.DataFrame, targets: 
     energy: dict[int, list] = {}
     kept: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
     for start, cams, probs in explain(model, layer, images, config.batch_size, config.method, targets.wanted):
-        batch = targets.needed[start:start + len(cams)]
+        batch = targets.needed[start : start + len(cams)]
         pairs = [(j, k) for j, i in enumerate(batch) for k in range(len(labels)) if (i, k) in targets.masks]
         if pairs:
             js, ks = map(list, zip(*pairs, strict=True))
-            hit, share = score(cams[js, ks], torch.stack([targets.masks[(batch[j], k)] for j, k in pairs]),
-                               torch.stack([targets.grown[(batch[j], k)] for j, k in pairs]))
+            hit, share = score(
+                cams[js, ks],
+                torch.stack([targets.masks[(batch[j], k)] for j, k in pairs]),
+                torch.stack([targets.grown[(batch[j], k)] for j, k in pairs]),
+            )
             for (_, k), h, e in zip(pairs, hit, share, strict=True):
                 hits.setdefault(k, []).append(bool(h))
                 energy.setdefault(k, []).append(float(e))
@@ -231,10 +239,14 @@ def localise(model, init: str, images: np.ndarray, test: pd.DataFrame, targets: 
         if boxes:
             inside = bool(pointing_game(torch.from_numpy(cam)[None], targets.grown[(i, k)][None])[0])
             hit = "  peak inside" if inside else "  peak outside"
-        lines = [f"{labels[k]}  ({init}, {config.pct}% labels, {METHODS[config.method]})",
-                 f"p = {prob:.2f}  label {int(test[labels[k]].iat[i])}{hit}"]
-        save_png(overlays / f"{slug(labels[k])}-{int(test['row'].iat[i])}.png",
-                 overlay(images[targets.where[i]], cam, boxes, lines))
+        lines = [
+            f"{labels[k]}  ({init}, {config.pct}% labels, {METHODS[config.method]})",
+            f"p = {prob:.2f}  label {int(test[labels[k]].iat[i])}{hit}",
+        ]
+        save_png(
+            overlays / f"{slug(labels[k])}-{int(test['row'].iat[i])}.png",
+            overlay(images[targets.where[i]], cam, boxes, lines),
+        )
     return summarise(hits, energy), kept
 
 
@@ -259,10 +271,15 @@ def grid_rows(test: pd.DataFrame, targets: Targets, images: np.ndarray, kept: di
     rows = []
     for k in sorted(shown):
         i = targets.chosen[k][0]
-        rows.append({"label": f"{labels[k]} (row {int(test['row'].iat[i])})", "image": images[targets.where[i]],
-                     "boxes": targets.regions.get((i, k), []),
-                     "cams": {init: maps[(i, k)][0] for init, maps in kept.items()},
-                     "probs": {init: maps[(i, k)][1] for init, maps in kept.items()}})
+        rows.append(
+            {
+                "label": f"{labels[k]} (row {int(test['row'].iat[i])})",
+                "image": images[targets.where[i]],
+                "boxes": targets.regions.get((i, k), []),
+                "cams": {init: maps[(i, k)][0] for init, maps in kept.items()},
+                "probs": {init: maps[(i, k)][1] for init, maps in kept.items()},
+            }
+        )
     return rows
 
 
@@ -271,6 +288,8 @@ def load_cell_classifier(finetune: Path, cell: str, size: int):
     first = next(iter(model_files(finetune / cell).values()))
     model, meta = load_classifier(first)
     if meta.get("image_size") != size or list(meta.get("classes", [])) != list(CLASSES):
-        raise DataError(f"{first}: made for {meta.get('image_size')} px images and classes {meta.get('classes')}; "
-                        f"the store has {size} px; rerun finetune@{cell}")
+        raise DataError(
+            f"{first}: made for {meta.get('image_size')} px images and classes {meta.get('classes')}; "
+            f"the store has {size} px; rerun finetune@{cell}"
+        )
     return model

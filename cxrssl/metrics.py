@@ -76,12 +76,15 @@ def auroc_ap(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> tuple[np
 def confusion(y: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
     """Weighted TP, FP, FN, TN, each (B,)."""
     y, predicted = y.astype(bool), predicted.astype(bool)
-    return (weights @ (predicted & y), weights @ (predicted & ~y), weights @ (~predicted & y),
-            weights @ (~predicted & ~y))
+    return (
+        weights @ (predicted & y),
+        weights @ (predicted & ~y),
+        weights @ (~predicted & y),
+        weights @ (~predicted & ~y),
+    )
 
 
-def f1_kappa(y: np.ndarray, scores: np.ndarray, threshold: float, weights: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
+def f1_kappa(y: np.ndarray, scores: np.ndarray, threshold: float, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B,) F1 and Cohen's kappa of ``scores >= threshold``; NaN where the sample lacks a class."""
     tp, fp, fn, tn = confusion(y, scores >= threshold, weights)
     n = tp + fp + fn + tn
@@ -89,7 +92,7 @@ def f1_kappa(y: np.ndarray, scores: np.ndarray, threshold: float, weights: np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(defined, 2 * tp / (2 * tp + fp + fn), np.nan)
         observed = (tp + tn) / n
-        expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n ** 2
+        expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
         kappa = np.where(defined & (expected < 1), (observed - expected) / (1 - expected), np.nan)
     return f1, kappa
 

@@ -19,8 +19,21 @@ from cxrssl.errors import ParamError
 PARAMS_FILE = Path("params.yaml")
 
 #: The top-level sections of params.yaml; anything else is a typo.
-SECTIONS = ("data", "phantoms", "preprocess", "split", "methods", "pretrain", "distributed", "label_percents",
-            "baselines", "inits", "finetune", "evaluate", "gradcam")
+SECTIONS = (
+    "data",
+    "phantoms",
+    "preprocess",
+    "split",
+    "methods",
+    "pretrain",
+    "distributed",
+    "label_percents",
+    "baselines",
+    "inits",
+    "finetune",
+    "evaluate",
+    "gradcam",
+)
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:
@@ -51,7 +64,7 @@ def lookup(params: dict, key: str, annotation):
     value = params
     for i, part in enumerate(key.split(".")):
         if not isinstance(value, dict) or part not in value:
-            raise ParamError(f"params: missing key {'.'.join(key.split('.')[:i + 1])}")
+            raise ParamError(f"params: missing key {'.'.join(key.split('.')[: i + 1])}")
         value = value[part]
     return _check_type(key, value, annotation)
 
@@ -116,12 +129,13 @@ def from_dict(cls, section: str, values: dict | None):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ParamError(f"params: unknown key {section}.{unknown[0]}; "
-                         f"{section} takes {', '.join(sorted(fields))}")
+        raise ParamError(f"params: unknown key {section}.{unknown[0]}; {section} takes {', '.join(sorted(fields))}")
     missing = [name for name in fields if name not in values]  # params.yaml is the only source of defaults
     if missing:
-        raise ParamError(f"params: missing key {section}.{missing[0]}; params.yaml must set every key of "
-                         f"{section} ({', '.join(sorted(fields))})")
+        raise ParamError(
+            f"params: missing key {section}.{missing[0]}; params.yaml must set every key of "
+            f"{section} ({', '.join(sorted(fields))})"
+        )
     kwargs = {name: _check_type(f"{section}.{name}", values[name], hints[name]) for name in fields}
     settings = cls(**kwargs)
     if hasattr(settings, "validate"):

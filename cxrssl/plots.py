@@ -51,8 +51,9 @@ def save_png(figure, path: Path) -> None:
         figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
 
 
-def label_efficiency_png(table: pd.DataFrame, inits: list[str], path: Path, title: str,
-                         protocols: dict[int, str] | None = None) -> None:
+def label_efficiency_png(
+    table: pd.DataFrame, inits: list[str], path: Path, title: str, protocols: dict[int, str] | None = None
+) -> None:
     """The headline figure: macro AUROC against label percent, one line per init, with 95% intervals.
 
     ``protocols`` (label percent -> fine-tuning protocol) labels each percent's tick.
@@ -119,8 +120,9 @@ def grid_figure(path: Path, rows: list[dict], inits: list[str], title: str) -> N
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    figure, axes = plt.subplots(len(rows), len(inits) + 1, figsize=(1.7 * (len(inits) + 1), 1.9 * len(rows)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(rows), len(inits) + 1, figsize=(1.7 * (len(inits) + 1), 1.9 * len(rows)), squeeze=False
+    )
     for r, row in enumerate(rows):
         side = row["image"].shape[0]
         for c in range(len(inits) + 1):
@@ -129,14 +131,29 @@ def grid_figure(path: Path, rows: list[dict], inits: list[str], title: str) -> N
             if c:
                 cam = row["cams"][inits[c - 1]]
                 peak = cam.max()
-                axis.imshow(cam / peak if peak > 0 else cam, cmap="jet", alpha=0.45, vmin=0, vmax=1,
-                            interpolation="bilinear", extent=(-0.5, side - 0.5, side - 0.5, -0.5))
+                axis.imshow(
+                    cam / peak if peak > 0 else cam,
+                    cmap="jet",
+                    alpha=0.45,
+                    vmin=0,
+                    vmax=1,
+                    interpolation="bilinear",
+                    extent=(-0.5, side - 0.5, side - 0.5, -0.5),
+                )
                 axis.set_title(f"{inits[c - 1]} p={row['probs'][inits[c - 1]]:.2f}", fontsize=7)
             else:
                 axis.set_title(row["label"], fontsize=7)
             for x0, y0, x1, y1 in row["boxes"]:
-                axis.add_patch(Rectangle((x0 * side - 0.5, y0 * side - 0.5), (x1 - x0) * side, (y1 - y0) * side,
-                                         fill=False, edgecolor="lime", linewidth=0.8))
+                axis.add_patch(
+                    Rectangle(
+                        (x0 * side - 0.5, y0 * side - 0.5),
+                        (x1 - x0) * side,
+                        (y1 - y0) * side,
+                        fill=False,
+                        edgecolor="lime",
+                        linewidth=0.8,
+                    )
+                )
             axis.set_xticks([])
             axis.set_yticks([])
     figure.suptitle(f"{title} of each init's classifier (green: ground-truth region)", fontsize=9)

@@ -54,24 +54,39 @@ class PretrainConfig(LoopConfig):
         require(self.backbone in BACKBONES, "pretrain.common.backbone", self.backbone, f"one of {', '.join(BACKBONES)}")
         require(0 < self.crop_scale_min <= 1, "pretrain.common.crop_scale_min", self.crop_scale_min, "in (0, 1]")
         low_high = self.local_crop_scale
-        require(len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1, "pretrain.common.local_crop_scale",
-                low_high, "[low, high] with 0 < low <= high <= 1")
+        require(
+            len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1,
+            "pretrain.common.local_crop_scale",
+            low_high,
+            "[low, high] with 0 < low <= high <= 1",
+        )
         require(0 <= self.flip <= 1, "pretrain.common.flip", self.flip, "a probability")
         require(0 <= self.rotation <= 90, "pretrain.common.rotation", self.rotation, "0 to 90 degrees")
-        require(self.view_size is None or self.view_size >= MIN_VIEW_SIZE, "pretrain.common.view_size",
-                self.view_size, f"null or an integer >= {MIN_VIEW_SIZE}")
+        require(
+            self.view_size is None or self.view_size >= MIN_VIEW_SIZE,
+            "pretrain.common.view_size",
+            self.view_size,
+            f"null or an integer >= {MIN_VIEW_SIZE}",
+        )
 
     def augment(self) -> AugmentConfig:
-        return AugmentConfig(crop_scale_min=self.crop_scale_min, local_crop_scale=tuple(self.local_crop_scale),
-                             flip=self.flip, rotation=self.rotation, brightness=self.brightness,
-                             contrast=self.contrast)
+        return AugmentConfig(
+            crop_scale_min=self.crop_scale_min,
+            local_crop_scale=tuple(self.local_crop_scale),
+            flip=self.flip,
+            rotation=self.rotation,
+            brightness=self.brightness,
+            contrast=self.contrast,
+        )
 
 
 def check_batch_split(batch_size: int, processes: int) -> None:
     """The global batch must split evenly (SimCLR's gather and MoCo's shuffle need equal shares)."""
     if batch_size % processes:
-        raise ParamError(f"pretrain.common.batch_size {batch_size} does not split evenly across {processes} "
-                         "processes; make it a multiple of distributed.nproc_per_node x nodes")
+        raise ParamError(
+            f"pretrain.common.batch_size {batch_size} does not split evenly across {processes} "
+            "processes; make it a multiple of distributed.nproc_per_node x nodes"
+        )
 
 
 @torch.no_grad()
@@ -81,14 +96,19 @@ def embedding_spread(method: Method, images: torch.Tensor, device: torch.device)
     For features spread evenly on the sphere it is about 1/sqrt(D).
     """
     method.eval()
-    features = torch.cat([method.embed(normalize(to_float(chunk.to(device)))).float()
-                          for chunk in images.split(256)])
+    features = torch.cat([method.embed(normalize(to_float(chunk.to(device)))).float() for chunk in images.split(256)])
     method.train()
     return float(F.normalize(features, dim=1).std(dim=0).mean())
 
 
-def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, method_config,
-             checkpoint: Path | None, device: torch.device | None = None) -> tuple[Method, list[dict], dict]:
+def pretrain(
+    method_name: str,
+    images: torch.Tensor,
+    config: PretrainConfig,
+    method_config,
+    checkpoint: Path | None,
+    device: torch.device | None = None,
+) -> tuple[Method, list[dict], dict]:
     """Pretrain one method.
 
     Args:
@@ -108,33 +128,54 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
     device = device or pick_device()
     torch.manual_seed(config.seed)
     size = config.view_size or images.shape[-1]
-    method = build_method(method_name, config.backbone, size, method_config, config.augment(),
-                          n_train=len(images)).to(device)
+    method = build_method(method_name, config.backbone, size, method_config, config.augment(), n_train=len(images)).to(
+        device
+    )
     if method.sync_bn:
         method = distributed.sync_batchnorm(method)
     check_batch_split(config.batch_size, distributed.world_size())
     steps_per_epoch = len(images) // config.batch_size
     if steps_per_epoch < 1:
-        raise ParamError(f"pretrain.common.batch_size {config.batch_size} is larger than the training set "
-                         f"({len(images)} images)")
-    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:config.probe_images]]
+        raise ParamError(
+            f"pretrain.common.batch_size {config.batch_size} is larger than the training set ({len(images)} images)"
+        )
+    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: config.probe_images]]
 
     def batches(generator: torch.Generator):
         cpu = torch.Generator().manual_seed(generator.initial_seed())
         order = torch.randperm(len(images), generator=cpu)  # the same in every process
         augment = distributed.rank_generator(generator)
         for i in range(steps_per_epoch):
-            rows = distributed.shard(order[i * config.batch_size:(i + 1) * config.batch_size])
+            rows = distributed.shard(order[i * config.batch_size : (i + 1) * config.batch_size])
             batch = to_float(to_device(images[rows], device))
             yield [make_view(batch, spec, augment) for spec in method.views], config.batch_size
 
-    fingerprint = json.dumps({"method": method_name, "common": asdict(config), "method_config": asdict(method_config),
-                              "n": len(images), "size": size}, sort_keys=True)
+    fingerprint = json.dumps(
+        {
+            "method": method_name,
+            "common": asdict(config),
+            "method_config": asdict(method_config),
+            "n": len(images),
+            "size": size,
+        },
+        sort_keys=True,
+    )
     start = time.perf_counter()
-    history = fit(method, method.loss, batches, steps_per_epoch, config, config.seed, device, checkpoint,
-                  stage=f"pretrain@{method_name}", fingerprint=fingerprint, on_step=method.on_step,
-                  before_optimizer_step=method.before_optimizer_step,
-                  on_epoch_end=lambda epoch: {"embedding_std": embedding_spread(method, probe, device)})
+    history = fit(
+        method,
+        method.loss,
+        batches,
+        steps_per_epoch,
+        config,
+        config.seed,
+        device,
+        checkpoint,
+        stage=f"pretrain@{method_name}",
+        fingerprint=fingerprint,
+        on_step=method.on_step,
+        before_optimizer_step=method.before_optimizer_step,
+        on_epoch_end=lambda epoch: {"embedding_std": embedding_spread(method, probe, device)},
+    )
     summary = {
         "method": method_name,
         "backbone": config.backbone,
@@ -144,7 +185,6 @@ def pretrain(method_name: str, images: torch.Tensor, config: PretrainConfig, met
         "views_per_image": len(method.views),
         "wall_time_s": time.perf_counter() - start,
         "embedding_std": history[-1]["embedding_std"],
-        "embedding_std_uniform": method.feature_dim ** -0.5,
+        "embedding_std_uniform": method.feature_dim**-0.5,
     }
     return method, history, summary
-

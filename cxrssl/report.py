@@ -65,11 +65,16 @@ def gather(metrics: Path, plots: Path, out: Path, methods: list[str], inits: lis
     if missing:
         raise DataError(f"{metrics / 'evaluate.json'}: no cell {missing[0]}; rerun the evaluate stage")
     top = headline(evaluation, inits, percents)
-    stages = {"preprocess": read_json(metrics / "preprocess.json", "preprocess"),
-              "split": read_json(metrics / "split.json", "split"),
-              "pretrain": {m: read_json(metrics / "pretrain" / f"{m}.json", f"pretrain@{m}") for m in methods},
-              "finetune": {f"{i}-{p}": read_json(metrics / "finetune" / f"{i}-{p}.json", f"finetune@{i}-{p}")
-                           for i in inits for p in percents}}
+    stages = {
+        "preprocess": read_json(metrics / "preprocess.json", "preprocess"),
+        "split": read_json(metrics / "split.json", "split"),
+        "pretrain": {m: read_json(metrics / "pretrain" / f"{m}.json", f"pretrain@{m}") for m in methods},
+        "finetune": {
+            f"{i}-{p}": read_json(metrics / "finetune" / f"{i}-{p}.json", f"finetune@{i}-{p}")
+            for i in inits
+            for p in percents
+        },
+    }
     write_json(out / "headline.json", top)
     write_json(out / "evaluate.json", evaluation)
     write_json(out / "cross_dataset.json", read_json(metrics / "evaluate_cross_dataset.json", "evaluate"))

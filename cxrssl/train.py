@@ -93,14 +93,23 @@ class Step:
     images_per_s: float
 
 
-def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
-        batches: Callable[[torch.Generator], Iterable[tuple[object, int]]], steps_per_epoch: int,
-        config: LoopConfig, seed: int, device: torch.device, checkpoint: Path | None, stage: str,
-        fingerprint: str = "",
-        on_step: Callable[[int, int], None] | None = None,
-        before_optimizer_step: Callable[[int], None] | None = None,
-        on_epoch_end: Callable[[int], dict] | None = None, extra_state: dict | None = None,
-        stop: Callable[[], bool] | None = None) -> list[dict]:
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[object], torch.Tensor],
+    batches: Callable[[torch.Generator], Iterable[tuple[object, int]]],
+    steps_per_epoch: int,
+    config: LoopConfig,
+    seed: int,
+    device: torch.device,
+    checkpoint: Path | None,
+    stage: str,
+    fingerprint: str = "",
+    on_step: Callable[[int, int], None] | None = None,
+    before_optimizer_step: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int], dict] | None = None,
+    extra_state: dict | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[dict]:
     """Train ``model`` and return its history, resuming from ``checkpoint`` if one is there.
 
     Args:
@@ -151,8 +160,9 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
     # OneCycleLR divides by zero when its warm-up ends on the first step (warmup x steps == 1): a tiny run
     # warms up over two steps instead
     warmup = config.warmup if config.warmup * total_steps >= 2 or total_steps < 3 else 2 / total_steps
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                                    pct_start=warmup)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=warmup
+    )
     use_scaler = device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     history: list[dict] = []
@@ -190,18 +200,22 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
                 loss = step_loss(batch)
             value = loss.detach().item() if not distributed.active() else global_mean(loss)
             if not math.isfinite(value):
-                raise TrainingError(f"{stage}: non-finite loss ({value}) at epoch {epoch + 1}, "
-                                    f"step {i + 1} (global step {step + 1}); lower the learning rate or "
-                                    f"check the input")
+                raise TrainingError(
+                    f"{stage}: non-finite loss ({value}) at epoch {epoch + 1}, "
+                    f"step {i + 1} (global step {step + 1}); lower the learning rate or "
+                    f"check the input"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             if config.grad_clip > 0:
                 norm = nn.utils.clip_grad_norm_(parameters, config.grad_clip)
                 if not use_scaler and not torch.isfinite(norm):  # fp16's scaler skips such steps itself
-                    raise TrainingError(f"{stage}: non-finite gradient at epoch {epoch + 1}, step {i + 1} "
-                                        f"(global step {step + 1}) although the loss was {value:.4g}; "
-                                        f"lower the learning rate, turn amp off, or check the input")
+                    raise TrainingError(
+                        f"{stage}: non-finite gradient at epoch {epoch + 1}, step {i + 1} "
+                        f"(global step {step + 1}) although the loss was {value:.4g}; "
+                        f"lower the learning rate, turn amp off, or check the input"
+                    )
             if before_optimizer_step is not None:
                 before_optimizer_step(step)
             scaler.step(optimizer)
@@ -216,16 +230,31 @@ def fit(model: nn.Module, loss_fn: Callable[[object], torch.Tensor],
             bar.update()
         bar.close()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "images_per_s": seen / seconds,
-                  "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
+        record = {
+            "epoch": epoch + 1,
+            "loss": sum(losses) / len(losses),
+            "images_per_s": seen / seconds,
+            "seconds": seconds,
+            "lr": scheduler.get_last_lr()[0],
+        }
         if on_epoch_end is not None:
             record.update(on_epoch_end(epoch))
         history.append(record)
         if checkpoint is not None and distributed.is_main():
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                                         "epoch": epoch, "history": history, "total_steps": total_steps,
-                                         "fingerprint": fingerprint, "extra_state": extra_state or {}})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                    "total_steps": total_steps,
+                    "fingerprint": fingerprint,
+                    "extra_state": extra_state or {},
+                },
+            )
         distributed.barrier()
         if should_stop():
             break

@@ -38,8 +38,14 @@ class AugmentConfig:
 
     def view(self, size: int) -> ViewSpec:
         """The shared view each method's views are made from (:meth:`cxrssl.methods.base.Method.views_for`)."""
-        return ViewSpec(size=size, scale=(self.crop_scale_min, 1.0), flip=self.flip, rotation=self.rotation,
-                        brightness=self.brightness, contrast=self.contrast)
+        return ViewSpec(
+            size=size,
+            scale=(self.crop_scale_min, 1.0),
+            flip=self.flip,
+            rotation=self.rotation,
+            brightness=self.brightness,
+            contrast=self.contrast,
+        )
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,13 @@ def crop_flip_rotate(images: torch.Tensor, spec: ViewSpec, generator: torch.Gene
     angle = _uniform(n, -spec.rotation, spec.rotation, generator, device) * (math.pi / 180)
     flip = torch.where(_bernoulli(n, spec.flip, generator, device), -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([
-        torch.stack([width * cos * flip, -height * sin, cx], dim=1),
-        torch.stack([width * sin * flip, height * cos, cy], dim=1),
-    ], dim=1)  # (N, 2, 3): output grid -> input coordinates
+    theta = torch.stack(
+        [
+            torch.stack([width * cos * flip, -height * sin, cx], dim=1),
+            torch.stack([width * sin * flip, height * cos, cy], dim=1),
+        ],
+        dim=1,
+    )  # (N, 2, 3): output grid -> input coordinates
     grid = F.affine_grid(theta, (n, 1, spec.size, spec.size), align_corners=False)
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
 

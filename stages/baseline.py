@@ -39,8 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     require(backbone_name in BACKBONES, "pretrain.common.backbone", backbone_name, f"one of {', '.join(BACKBONES)}")
     require(seed >= 0, "pretrain.common.seed", seed, "a non-negative integer")
     backbone, dim, source = baseline_backbone(init, backbone_name, seed)
-    state = {"method": init, "backbone_name": backbone_name, "feature_dim": dim,
-             "backbone": backbone.state_dict(), "config": {"seed": seed, "source": source}}
+    state = {
+        "method": init,
+        "backbone_name": backbone_name,
+        "feature_dim": dim,
+        "backbone": backbone.state_dict(),
+        "config": {"seed": seed, "source": source},
+    }
     with atomic_file(out, "wb") as handle:
         torch.save(state, handle)
     print(f"baseline@{init}: {backbone_name} ({source}) -> {out}")

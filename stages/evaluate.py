@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
     parser.add_argument("per_class", type=Path, help="where to write the per-class table (CSV)")
     parser.add_argument("plots", type=Path, help="folder for the plots")
-    parser.add_argument("--cross-dataset-metrics", type=Path, default=None,
-                        help="where to write evaluate.cross_dataset's metrics (JSON)")
+    parser.add_argument(
+        "--cross-dataset-metrics",
+        type=Path,
+        default=None,
+        help="where to write evaluate.cross_dataset's metrics (JSON)",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = read_params(args.params)
@@ -96,24 +100,32 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.plots) as tmp:
         efficiency = label_efficiency(summary, inits, percents)
         write_csv(tmp / "curves" / "label_efficiency.csv", efficiency.round(5))
-        write_csv(tmp / "curves" / "label_efficiency_val.csv",
-                  label_efficiency(summary, inits, percents, "val").round(5))
+        write_csv(
+            tmp / "curves" / "label_efficiency_val.csv", label_efficiency(summary, inits, percents, "val").round(5)
+        )
         for cell, predictions in cells.items():
             part = predictions[predictions["split"] == "test"]
             mean_scores = part.groupby("row")[SCORE_COLUMNS].mean().loc[test["row"].to_numpy()].to_numpy()
             write_curves(tmp / "curves", cell, y_test, mean_scores)
-        label_efficiency_png(efficiency, inits, tmp / "label_efficiency.png",
-                             f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})",
-                             {pct: "/".join(sorted(p)) for pct, p in protocols.items()})
+        label_efficiency_png(
+            efficiency,
+            inits,
+            tmp / "label_efficiency.png",
+            f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})",
+            {pct: "/".join(sorted(p)) for pct, p in protocols.items()},
+        )
         per_class_png(per_class, inits, percents, tmp / "auroc_per_class.png")
     write_csv(args.per_class, per_class.round(5))
     write_json(args.metrics, summary)
     if args.cross_dataset_metrics is not None:
         write_json(args.cross_dataset_metrics, crossed)
     for init in inits:
-        line = "  ".join(f"{pct}% {summary[init][str(pct)]['protocol']}: "
-                         f"val {_interval(summary[init][str(pct)], 'val_auroc_macro')}, "
-                         f"test {_interval(summary[init][str(pct)], 'auroc_macro')}" for pct in percents)
+        line = "  ".join(
+            f"{pct}% {summary[init][str(pct)]['protocol']}: "
+            f"val {_interval(summary[init][str(pct)], 'val_auroc_macro')}, "
+            f"test {_interval(summary[init][str(pct)], 'auroc_macro')}"
+            for pct in percents
+        )
         print(f"evaluate: {init:>8}  macro AUROC  {line}")
     print(f"evaluate: {len(cells)} cells, {config.bootstrap} resamples, {time.perf_counter() - start:.1f} s")
 

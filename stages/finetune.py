@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = read_params(args.params)
     init, pct = parse_cell(stage_item("finetune", args.cell))
-    initial, out, metrics, plot = (fill(path, init=init, pct=pct)
-                                   for path in (args.initial, args.out, args.metrics, args.plot))
+    initial, out, metrics, plot = (
+        fill(path, init=init, pct=pct) for path in (args.initial, args.out, args.metrics, args.plot)
+    )
     config = from_dict(FinetuneConfig, "finetune", params.get("finetune"))
     config = replace(config, protocol=config.protocol_for(pct), protocol_by_pct={})
     device = distributed.start("stages.finetune", argv, params.get("distributed"))
@@ -69,14 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     if part.empty or val.empty:
         raise DataError(f"{args.splits}: the {pct}% train subset or val is empty; check the split stage")
     store = ImageStore(args.store)
-    train_images, val_images, test_images = (distributed.load_images(store, frame["row"].to_numpy())
-                                             for frame in (part, val, test))
+    train_images, val_images, test_images = (
+        distributed.load_images(store, frame["row"].to_numpy()) for frame in (part, val, test)
+    )
     backbone, dim, meta = load_initial(initial)
     initial_hash = hashlib.md5(initial.read_bytes()).hexdigest()  # a checkpoint resumes only the same start
     stage = f"finetune@{init}-{pct}"
-    distributed.log(f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
-                    f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
-                    f"{distributed.describe()}")
+    distributed.log(
+        f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
+        f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
+        f"{distributed.describe()}"
+    )
 
     predictions, curves, runs, models = [], [], {}, {}
     start = time.perf_counter()
@@ -85,34 +89,77 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint = args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt"
         checkpoints.append(checkpoint)
         model, history, summary = finetune(
-            backbone, dim, train_images, part[labels].to_numpy(dtype=float), val_images,
-            val[labels].to_numpy(dtype=float), config, seed, device, checkpoint, stage=f"{stage} seed {seed}",
-            fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}")
+            backbone,
+            dim,
+            train_images,
+            part[labels].to_numpy(dtype=float),
+            val_images,
+            val[labels].to_numpy(dtype=float),
+            config,
+            seed,
+            device,
+            checkpoint,
+            stage=f"{stage} seed {seed}",
+            fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}",
+        )
         for frame, images, name in ((val, val_images, "val"), (test, test_images, "test")):
             scores = predict(model, images, device, config.amp)
-            predictions.append(pd.concat([
-                pd.DataFrame({"split": name, "seed": seed, "row": frame["row"].to_numpy(),
-                              "patient": frame["patient"].to_numpy()}),
-                pd.DataFrame(scores, columns=SCORE_COLUMNS)], axis=1))
+            predictions.append(
+                pd.concat(
+                    [
+                        pd.DataFrame(
+                            {
+                                "split": name,
+                                "seed": seed,
+                                "row": frame["row"].to_numpy(),
+                                "patient": frame["patient"].to_numpy(),
+                            }
+                        ),
+                        pd.DataFrame(scores, columns=SCORE_COLUMNS),
+                    ],
+                    axis=1,
+                )
+            )
         curves.append(pd.DataFrame(history).assign(seed=seed))
-        runs[str(seed)] = {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()
-                           if k != "seconds"}  # timings: the plot's CSV and the log, never in a result
-        models[seed] = {"init": init, "pct": pct, "seed": seed, "backbone_name": meta["backbone_name"],
-                        "feature_dim": dim, "image_size": int(train_images.shape[-1]), "classes": labels,
-                        "model": model.state_dict(), "config": asdict(config)}
+        runs[str(seed)] = {
+            k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items() if k != "seconds"
+        }  # timings: the plot's CSV and the log, never in a result
+        models[seed] = {
+            "init": init,
+            "pct": pct,
+            "seed": seed,
+            "backbone_name": meta["backbone_name"],
+            "feature_dim": dim,
+            "image_size": int(train_images.shape[-1]),
+            "classes": labels,
+            "model": model.state_dict(),
+            "config": asdict(config),
+        }
     if not distributed.is_main():
         return
-    write_cell(out, models, pd.concat(predictions, ignore_index=True),
-               {"init": init, "pct": pct, "protocol": config.protocol})
+    write_cell(
+        out, models, pd.concat(predictions, ignore_index=True), {"init": init, "pct": pct, "protocol": config.protocol}
+    )
     val_aurocs = [run_["val_auroc_macro"] for run_ in runs.values()]
-    write_json(metrics, {"init": init, "pct": pct, "protocol": config.protocol,
-                         "train_images": len(part), "train_patients": int(part["patient"].nunique()),
-                         "val_auroc_macro": round(float(np.mean(val_aurocs)), 5), "seeds": runs})
+    write_json(
+        metrics,
+        {
+            "init": init,
+            "pct": pct,
+            "protocol": config.protocol,
+            "train_images": len(part),
+            "train_patients": int(part["patient"].nunique()),
+            "val_auroc_macro": round(float(np.mean(val_aurocs)), 5),
+            "seeds": runs,
+        },
+    )
     write_csv(plot, pd.concat(curves, ignore_index=True))
     for checkpoint in checkpoints:
         checkpoint.unlink(missing_ok=True)
-    print(f"{stage}: val macro AUROC {np.mean(val_aurocs):.4f} (best epochs "
-          f"{[r['best_epoch'] for r in runs.values()]}), {time.perf_counter() - start:.0f} s")
+    print(
+        f"{stage}: val macro AUROC {np.mean(val_aurocs):.4f} (best epochs "
+        f"{[r['best_epoch'] for r in runs.values()]}), {time.perf_counter() - start:.0f} s"
+    )
 
 
 def parse_cell(cell: str) -> tuple[str, int]:

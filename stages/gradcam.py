@@ -53,11 +53,14 @@ from cxrssl.plots import grid_figure
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Grad-CAM maps and their localisation scores.")
-    for name, text in (("store", "the preprocessed store folder"), ("splits", "the split stage's folder"),
-                       ("finetune", "the finetune stages' parent folder"),
-                       ("metrics", "where to write the localisation scores (JSON)"),
-                       ("plots", "folder for the overlays"), ("grid", "where to write the figure comparing the "
-                                                                        "inits (JPEG)")):
+    for name, text in (
+        ("store", "the preprocessed store folder"),
+        ("splits", "the split stage's folder"),
+        ("finetune", "the finetune stages' parent folder"),
+        ("metrics", "where to write the localisation scores (JSON)"),
+        ("plots", "folder for the overlays"),
+        ("grid", "where to write the figure comparing the inits (JPEG)"),
+    ):
         parser.add_argument(name, type=Path, help=text)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
@@ -73,8 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     test = read_split(args.splits, "test", ["row", "Path", *CLASSES])
     store = ImageStore(args.store)
     targets = Targets(test, read_regions(args.store / REGIONS, test), config, store.size)
-    images = store.load(test["row"].to_numpy()[targets.needed]) if targets.needed else \
-        np.zeros((0, store.size, store.size), np.uint8)
+    images = (
+        store.load(test["row"].to_numpy()[targets.needed])
+        if targets.needed
+        else np.zeros((0, store.size, store.size), np.uint8)
+    )
     summary, kept = {}, {}
     with atomic_dir(args.plots) as tmp:
         for init in inits:
@@ -86,9 +92,16 @@ def main(argv: list[str] | None = None) -> None:
             val = read_split(args.splits, "val", ["row", *CLASSES])
             best, val_auroc = best_init(args.finetune, inits, config.pct, val)
             model = load_cell_classifier(args.finetune, f"{best}-{config.pct}", store.size)
-            n_real = real_overlays(Path(config.real_images), tmp / "real", model,
-                                   target_layer(model.backbone, config.layer), preprocess, config.batch_size,
-                                   config.method, f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})")
+            n_real = real_overlays(
+                Path(config.real_images),
+                tmp / "real",
+                model,
+                target_layer(model.backbone, config.layer),
+                preprocess,
+                config.batch_size,
+                config.method,
+                f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})",
+            )
         rows = grid_rows(test, targets, images, kept)
         if not rows:
             raise DataError(f"{args.splits / 'test.csv'}: no test image is positive for any class; nothing to show")
@@ -97,17 +110,23 @@ def main(argv: list[str] | None = None) -> None:
     report(summary, inits, targets, config, n_real, time.perf_counter() - start, args.store / REGIONS)
 
 
-def report(summary: dict, inits: list[str], targets: Targets, config: GradcamConfig, n_real: int, seconds: float,
-           regions: Path) -> None:
+def report(
+    summary: dict, inits: list[str], targets: Targets, config: GradcamConfig, n_real: int, seconds: float, regions: Path
+) -> None:
     if not targets.regions:
         print(f"gradcam: no ground-truth regions ({regions} has none); overlays only, no localisation scores")
     for name in LOCALISED:
         if name in summary["center_prior"]:
-            line = "  ".join(f"{init} {summary[init][name]['pointing_game']:.2f}" for init in [*inits, "center_prior"]
-                             if name in summary[init])
+            line = "  ".join(
+                f"{init} {summary[init][name]['pointing_game']:.2f}"
+                for init in [*inits, "center_prior"]
+                if name in summary[init]
+            )
             print(f"gradcam: {name:17s} pointing game  {line}  (n={summary['center_prior'][name]['n']})")
-    print(f"gradcam: {METHODS[config.method]} at {config.layer}, {len(inits)} inits at {config.pct}%, "
-          f"{len(targets.needed)} test images, {n_real} real images, {seconds:.1f} s")
+    print(
+        f"gradcam: {METHODS[config.method]} at {config.layer}, {len(inits)} inits at {config.pct}%, "
+        f"{len(targets.needed)} test images, {n_real} real images, {seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
         summary = generate(config, tmp)
     seconds = time.perf_counter() - start
     n_images = sum(part["n_images"] for part in summary.values())
-    print(f"phantoms: {n_images} images ({summary['train']['n_patients']} train patients, "
-          f"{summary['valid']['n_patients']} valid patients) in {seconds:.1f} s "
-          f"({n_images / seconds:.0f} images/s) -> {args.out}")
+    print(
+        f"phantoms: {n_images} images ({summary['train']['n_patients']} train patients, "
+        f"{summary['valid']['n_patients']} valid patients) in {seconds:.1f} s "
+        f"({n_images / seconds:.0f} images/s) -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

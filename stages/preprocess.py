@@ -1,6 +1,6 @@
 """Stage ``preprocess``: decode, resize, denoise and equalise every image once into a uint8 store.
 
-    python -m stages.preprocess data/preprocessed metrics/preprocess.json
+python -m stages.preprocess data/preprocessed metrics/preprocess.json
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     with atomic_dir(args.out) as tmp:
         listed_in = [f"{table}, line {line}" for table, line in zip(frame["table"], frame["line"])]
-        ok, problems = build_store(frame["file"].tolist(), tmp, config, config.workers, data.skip_invalid,
-                                   listed_in=listed_in)
+        ok, problems = build_store(
+            frame["file"].tolist(), tmp, config, config.workers, data.skip_invalid, listed_in=listed_in
+        )
         report.problems.extend(problems)
         if not ok.any():
             raise DataError(f"{data.root}: no image could be read (the first problem: {problems[0]})")
@@ -62,12 +63,18 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(tmp / REGIONS, pd.DataFrame(columns=list(REGION_COLUMNS)))
         # no timings in the store (a cached output) or the metrics: both would differ on every run
         write_json(tmp / REPORT, {"preprocess": asdict(config), "data": asdict(data), **report.as_dict()})
-        metrics = {"n_images": int(ok.sum()), "n_rows_skipped": rows_skipped, "n_images_skipped": len(problems),
-                   "image_size": config.image_size}
+        metrics = {
+            "n_images": int(ok.sum()),
+            "n_rows_skipped": rows_skipped,
+            "n_images_skipped": len(problems),
+            "image_size": config.image_size,
+        }
         write_json(args.metrics, metrics)
     seconds = time.perf_counter() - start
-    print(f"preprocess: {metrics['n_images']} images at {config.image_size} px in {seconds:.1f} s "
-          f"({len(frame) / seconds:.0f} images/s); skipped {rows_skipped} rows and {len(problems)} images")
+    print(
+        f"preprocess: {metrics['n_images']} images at {config.image_size} px in {seconds:.1f} s "
+        f"({len(frame) / seconds:.0f} images/s); skipped {rows_skipped} rows and {len(problems)} images"
+    )
     for problem in report.problems[:5]:
         print(f"  skipped: {problem}")
 

@@ -58,25 +58,40 @@ def main(argv: list[str] | None = None) -> None:
     rows = read_split(args.images.parent, args.images.stem, ["row"])["row"].to_numpy()
     images = distributed.load_images(ImageStore(args.store), rows)
     checkpoint = args.checkpoints / f"pretrain-{method}.ckpt"
-    distributed.log(f"pretrain@{method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
-                    f"{config.epochs} epochs, batch {config.batch_size}, on {device}{distributed.describe()}")
+    distributed.log(
+        f"pretrain@{method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
+        f"{config.epochs} epochs, batch {config.batch_size}, on {device}{distributed.describe()}"
+    )
     trained, history, summary = pretrain(method, images, config, method_config, checkpoint, device)
     if not distributed.is_main():
         return
 
-    state = {"method": method, "backbone_name": config.backbone, "feature_dim": trained.feature_dim,
-             "image_size": int(images.shape[-1]), "backbone": trained.backbone.state_dict(),
-             "config": {"common": asdict(config), method: asdict(method_config)},
-             "history": [{k: v for k, v in epoch.items() if k not in TIMINGS} for epoch in history]}
+    state = {
+        "method": method,
+        "backbone_name": config.backbone,
+        "feature_dim": trained.feature_dim,
+        "image_size": int(images.shape[-1]),
+        "backbone": trained.backbone.state_dict(),
+        "config": {"common": asdict(config), method: asdict(method_config)},
+        "history": [{k: v for k, v in epoch.items() if k not in TIMINGS} for epoch in history],
+    }
     with atomic_file(model_path, "wb") as handle:
         torch.save(state, handle)
     write_csv(plot_path, pd.DataFrame(history))
-    write_json(metrics_path, {k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items()
-                              if k not in ("images_per_s", "wall_time_s")})  # timings: the plot's CSV and the log
+    write_json(
+        metrics_path,
+        {
+            k: round(v, 5) if isinstance(v, float) else v
+            for k, v in summary.items()
+            if k not in ("images_per_s", "wall_time_s")
+        },
+    )  # timings: the plot's CSV and the log
     checkpoint.unlink(missing_ok=True)
-    print(f"pretrain@{method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
-          f"embedding std {summary['embedding_std']:.4f} (uniform {summary['embedding_std_uniform']:.4f}), "
-          f"{summary['wall_time_s']:.0f} s")
+    print(
+        f"pretrain@{method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
+        f"embedding std {summary['embedding_std']:.4f} (uniform {summary['embedding_std_uniform']:.4f}), "
+        f"{summary['wall_time_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

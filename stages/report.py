@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     percents = check_list("label_percents", params.get("label_percents"), int)
     top = gather(args.metrics, args.plots, args.out, methods, inits, percents)
     for init, cells in top.items():
-        line = "  ".join(f"{pct}%: val {_number(c['val_auroc_macro'])} test {_number(c['auroc_macro'])}"
-                         + (f" ({c['gain_over_random']:+.3f})" if c.get("gain_over_random") is not None else "")
-                         for pct, c in cells.items())
+        line = "  ".join(
+            f"{pct}%: val {_number(c['val_auroc_macro'])} test {_number(c['auroc_macro'])}"
+            + (f" ({c['gain_over_random']:+.3f})" if c.get("gain_over_random") is not None else "")
+            for pct, c in cells.items()
+        )
         print(f"report: {init:>8}  {line}")
     print(f"report: wrote {args.out}/")
 

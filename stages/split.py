@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(tmp / f"{name}.csv", frame[columns])
         write_csv(tmp / "pretrain.csv", splits["train"][PRETRAIN_COLUMNS])
         write_json(args.metrics, summary)
-    sizes = ", ".join(f"{name} {summary[name]['n_images']} images/{summary[name]['n_patients']} patients"
-                      for name in splits)
+    sizes = ", ".join(
+        f"{name} {summary[name]['n_images']} images/{summary[name]['n_patients']} patients" for name in splits
+    )
     print(f"split ({config.uncertainty}): {sizes}")
     for pct, part in summary["label_fractions"].items():
         missing = part["classes_without_positive"]

@@ -51,9 +51,13 @@ def project_params(**changes) -> dict:
 
 def make_row(patient: int, study: int, view: int = 1, lateral: bool = False, **labels) -> dict:
     kind = "lateral" if lateral else "frontal"
-    row = {"Path": f"CheXpert-v1.0-small/train/patient{patient:05d}/study{study}/view{view}_{kind}.jpg",
-           "Sex": "Female", "Age": 60, "Frontal/Lateral": "Lateral" if lateral else "Frontal",
-           "AP/PA": "" if lateral else "AP"}
+    row = {
+        "Path": f"CheXpert-v1.0-small/train/patient{patient:05d}/study{study}/view{view}_{kind}.jpg",
+        "Sex": "Female",
+        "Age": 60,
+        "Frontal/Lateral": "Lateral" if lateral else "Frontal",
+        "AP/PA": "" if lateral else "AP",
+    }
     row.update({c: "" for c in CLASSES})
     row.update({c.replace("_", " "): v for c, v in labels.items()})
     return row
@@ -69,8 +73,11 @@ def tiny_dataset(tmp_path: Path) -> Path:
     """A CheXpert-small-like folder: 6 patients in train.csv, 2 in valid.csv, real JPEG files."""
     root = tmp_path / "CheXpert-v1.0-small"
     rng = np.random.default_rng(0)
-    train = [make_row(p, s, Cardiomegaly="1.0" if p % 2 else "0.0", Edema="-1.0" if p == 3 else "")
-             for p in range(1, 7) for s in (1, 2)]
+    train = [
+        make_row(p, s, Cardiomegaly="1.0" if p % 2 else "0.0", Edema="-1.0" if p == 3 else "")
+        for p in range(1, 7)
+        for s in (1, 2)
+    ]
     valid = [make_row(p, 1, Cardiomegaly="1.0" if p == 7 else "0.0") for p in (7, 8)]
     for row in valid:
         row["Path"] = row["Path"].replace("/train/", "/valid/")

@@ -36,7 +36,7 @@ def imported_modules(file: Path) -> set[str]:
             base = node.module or ""
             if node.level:
                 package = _package(file)
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
     return names

@@ -70,8 +70,12 @@ def test_a_folder_whose_name_holds_the_separator_is_a_plain_path(tmp_path):
 
 
 def test_the_root_is_found_beside_macos_junk_and_loose_files(tmp_path):
-    members = {"CheXpert-v1.0-small/train.csv": b"t", "CheXpert-v1.0-small/train/p/s/v.jpg": b"j",
-               "__MACOSX/CheXpert-v1.0-small/._train.csv": b"junk", "README.txt": b"r"}
+    members = {
+        "CheXpert-v1.0-small/train.csv": b"t",
+        "CheXpert-v1.0-small/train/p/s/v.jpg": b"j",
+        "__MACOSX/CheXpert-v1.0-small/._train.csv": b"junk",
+        "README.txt": b"r",
+    }
     path = make_zip(tmp_path / "mac.zip", members)
     assert str(archive.dataset_root(path, "train.csv")) == f"{path}::CheXpert-v1.0-small"
     assert str(archive.dataset_root(path)) == f"{path}::"  # README.txt at the top: no single folder
@@ -139,7 +143,10 @@ def test_a_member_that_inflates_past_the_limit_is_refused_before_it_is_read(tmp_
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as handle:
         handle.writestr("D/big.png", bytes(5_000_000))  # 5 MB of zeros: a few kB in the archive
     assert path.stat().st_size < 20_000
-    with pytest.raises(DataError, match=r"bomb\.zip::D/big\.png: 5,000,000 bytes once inflated, more than the "
-                                        r"1,000,000 allowed"):
+    with pytest.raises(
+        DataError,
+        match=r"bomb\.zip::D/big\.png: 5,000,000 bytes once inflated, more than the "
+        r"1,000,000 allowed",
+    ):
         archive.read_bytes(f"{path}::D/big.png", max_bytes=1_000_000)
     assert len(archive.read_bytes(f"{path}::D/big.png", max_bytes=5_000_000)) == 5_000_000

@@ -11,8 +11,11 @@ from tests.conftest import make_row, sample_file, write_table
 
 
 def test_reads_a_valid_table(tmp_path):
-    rows = [make_row(1, 1, Edema="1.0", Cardiomegaly="-1.0"), make_row(1, 1, view=2, lateral=True),
-            make_row(2, 3, Edema="0.0")]
+    rows = [
+        make_row(1, 1, Edema="1.0", Cardiomegaly="-1.0"),
+        make_row(1, 1, view=2, lateral=True),
+        make_row(2, 3, Edema="0.0"),
+    ]
     table = read_table(write_table(tmp_path / "t.csv", rows), Report())
     assert list(table["patient"]) == ["patient00001", "patient00001", "patient00002"]
     assert list(table["study"]) == ["patient00001/study1", "patient00001/study1", "patient00002/study3"]
@@ -57,14 +60,22 @@ def test_bad_values_name_file_line_and_value(tmp_path, change, message):
 
 def test_duplicate_paths_are_refused(tmp_path):
     path = write_table(tmp_path / "t.csv", [make_row(1, 1), make_row(2, 1), make_row(1, 1)])
-    with pytest.raises(DataError, match=r"line 4: Path '.*patient00001/study1/view1_frontal.jpg' names a file "
-                                        r"listed before it"):
+    with pytest.raises(
+        DataError,
+        match=r"line 4: Path '.*patient00001/study1/view1_frontal.jpg' names a file "
+        r"listed before it",
+    ):
         read_table(path, Report())
 
 
-@pytest.mark.parametrize("spelling", ["CheXpert-v1.0-small/train/./patient00001/study1/view1_frontal.jpg",
-                                      "CheXpert-v1.0-small/train//patient00001/study1/view1_frontal.jpg",
-                                      "train/patient00001/study1/view1_frontal.jpg"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "CheXpert-v1.0-small/train/./patient00001/study1/view1_frontal.jpg",
+        "CheXpert-v1.0-small/train//patient00001/study1/view1_frontal.jpg",
+        "train/patient00001/study1/view1_frontal.jpg",
+    ],
+)
 def test_one_file_under_another_spelling_is_a_duplicate(tmp_path, spelling):
     other = make_row(1, 1)
     other["Path"] = spelling
@@ -73,9 +84,14 @@ def test_one_file_under_another_spelling_is_a_duplicate(tmp_path, spelling):
         read_table(path, Report())
 
 
-@pytest.mark.parametrize("escape", ["CheXpert-v1.0-small/train/../../../outside/patient00001/study1/view1_frontal.jpg",
-                                    "/etc/patient00001/study1/view1_frontal.jpg",
-                                    "CheXpert-v1.0-small/train/..\\..\\patient00001/study1/view1_frontal.jpg"])
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "CheXpert-v1.0-small/train/../../../outside/patient00001/study1/view1_frontal.jpg",
+        "/etc/patient00001/study1/view1_frontal.jpg",
+        "CheXpert-v1.0-small/train/..\\..\\patient00001/study1/view1_frontal.jpg",
+    ],
+)
 def test_a_path_that_leaves_the_dataset_is_refused_or_skipped(tmp_path, escape):
     bad = make_row(2, 1)
     bad["Path"] = escape
@@ -145,10 +161,14 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_resolve_image_replaces_the_dataset_folder_name(tmp_path):
     path = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
-    assert resolve_image(tmp_path / "local-copy", path) == \
-        tmp_path / "local-copy" / "train/patient00001/study1/view1_frontal.jpg"
-    assert resolve_image(tmp_path, "valid/patient1/study1/view1_frontal.jpg") == \
-        tmp_path / "valid/patient1/study1/view1_frontal.jpg"
+    assert (
+        resolve_image(tmp_path / "local-copy", path)
+        == tmp_path / "local-copy" / "train/patient00001/study1/view1_frontal.jpg"
+    )
+    assert (
+        resolve_image(tmp_path, "valid/patient1/study1/view1_frontal.jpg")
+        == tmp_path / "valid/patient1/study1/view1_frontal.jpg"
+    )
 
 
 def test_read_dataset_marks_origin_and_refuses_paths_in_both_tables(tiny_dataset):

@@ -34,10 +34,12 @@ WORLD = 2
 B = 4  # images per process
 SIZE = 32
 METHODS = ("simclr", "moco", "byol", "swav")
-SMALL = {"simclr": {"hidden_dim": 32, "dim": 16},
-         "moco": {"hidden_dim": 32, "dim": 16, "queue_size": 24},
-         "byol": {"hidden_dim": 32, "dim": 16},
-         "swav": {"hidden_dim": 32, "dim": 16, "n_prototypes": 20, "n_local": 2, "epsilon": 0.05}}
+SMALL = {
+    "simclr": {"hidden_dim": 32, "dim": 16},
+    "moco": {"hidden_dim": 32, "dim": 16, "queue_size": 24},
+    "byol": {"hidden_dim": 32, "dim": 16},
+    "swav": {"hidden_dim": 32, "dim": 16, "n_prototypes": 20, "n_local": 2, "epsilon": 0.05},
+}
 
 
 def _free_port() -> int:
@@ -64,9 +66,15 @@ def _entry(rank: int, worker, port: int, args) -> None:
 
 def _method(name: str, groups: int):
     torch.manual_seed(0)
-    config = settings(config_class(name), f"pretrain.{name}", **SMALL[name],
-                      **({"shuffle_bn_groups": groups} if name == "moco" else {}))
-    method = build_method(name, "resnet10", SIZE, config, settings(PretrainConfig, "pretrain.common").augment(), n_train=64)
+    config = settings(
+        config_class(name),
+        f"pretrain.{name}",
+        **SMALL[name],
+        **({"shuffle_bn_groups": groups} if name == "moco" else {}),
+    )
+    method = build_method(
+        name, "resnet10", SIZE, config, settings(PretrainConfig, "pretrain.common").augment(), n_train=64
+    )
     if method.sync_bn:
         method = distributed.sync_batchnorm(method)
     # float64: in float32 a max-pool tie or a ReLU at 0 decided by the last bit moves gradients by 1e-3
@@ -75,8 +83,10 @@ def _method(name: str, groups: int):
 
 def _views(method) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
-    return [torch.randn(WORLD * B, 1, spec.size, spec.size, generator=generator, dtype=torch.float64)
-            for spec in method.views]
+    return [
+        torch.randn(WORLD * B, 1, spec.size, spec.size, generator=generator, dtype=torch.float64)
+        for spec in method.views
+    ]
 
 
 def _step(method, views):
@@ -99,11 +109,16 @@ def _methods_worker(out: str) -> None:
         method = _method(name, groups=1)  # MoCo: 1 shuffle-BN group per process, 2 in all
         views = _views(method)
         rank = dist.get_rank()
-        results[name] = _step(method, [v[rank * B:(rank + 1) * B] for v in views])
+        results[name] = _step(method, [v[rank * B : (rank + 1) * B] for v in views])
     with pytest.raises(ParamError, match="does not split evenly across 2 processes"):
-        pretrain("simclr", torch.zeros(20, SIZE, SIZE, dtype=torch.uint8),
-                 settings(PretrainConfig, "pretrain.common", backbone="resnet10", batch_size=5, epochs=1, probe_images=4),
-                 settings(config_class("simclr"), "pretrain.simclr", **SMALL["simclr"]), None, torch.device("cpu"))
+        pretrain(
+            "simclr",
+            torch.zeros(20, SIZE, SIZE, dtype=torch.uint8),
+            settings(PretrainConfig, "pretrain.common", backbone="resnet10", batch_size=5, epochs=1, probe_images=4),
+            settings(config_class("simclr"), "pretrain.simclr", **SMALL["simclr"]),
+            None,
+            torch.device("cpu"),
+        )
     if dist.get_rank() == 0:
         torch.save(results, out)
 
@@ -155,11 +170,27 @@ def _finetune(protocol: str):
     backbone, dim = build_backbone("resnet10")
     images, targets = _task()
     val_images, val_targets = _task(24, seed=1)
-    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=1, min_steps=0, linear_epochs=3, linear_min_steps=0,
-                            batch_size=15, evaluations=2, patience=0, amp=False, weighted_sampler=True,
-                            flip=0.0, rotation=0.0, brightness=0.0, contrast=0.0)
-    model, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0,
-                                 torch.device("cpu"))
+    config = settings(
+        FinetuneConfig,
+        "finetune",
+        protocol=protocol,
+        epochs=1,
+        min_steps=0,
+        linear_epochs=3,
+        linear_min_steps=0,
+        batch_size=15,
+        evaluations=2,
+        patience=0,
+        amp=False,
+        weighted_sampler=True,
+        flip=0.0,
+        rotation=0.0,
+        brightness=0.0,
+        contrast=0.0,
+    )
+    model, history, _ = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, 0, torch.device("cpu")
+    )
     return {k: v.clone() for k, v in model.state_dict().items()}, [h["loss"] for h in history]
 
 
@@ -222,8 +253,18 @@ def _resume_worker(folder: str) -> None:
             yield data[distributed.shard(order)], 8
 
         config = settings(PretrainConfig, "pretrain.common", epochs=3, batch_size=8, lr=0.01, amp=False)
-        history = fit(model, lambda x: model(x).pow(2).mean(), batches, 1, config, 0, torch.device("cpu"), checkpoint,
-                      "test", stop=stop)
+        history = fit(
+            model,
+            lambda x: model(x).pow(2).mean(),
+            batches,
+            1,
+            config,
+            0,
+            torch.device("cpu"),
+            checkpoint,
+            "test",
+            stop=stop,
+        )
         return [h["loss"] for h in history], model.weight.detach().clone()
 
     straight = run(None)
@@ -234,8 +275,10 @@ def _resume_worker(folder: str) -> None:
     bn = distributed.sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
     out = bn(torch.randn(2, 3) if rank == 0 else torch.zeros(0, 3))
     if rank == 0:
-        torch.save({"straight": straight, "resumed": resumed, "bn": (out.detach(), bn[0].running_mean.clone())},
-                   Path(folder) / "results.pt")
+        torch.save(
+            {"straight": straight, "resumed": resumed, "bn": (out.detach(), bn[0].running_mean.clone())},
+            Path(folder) / "results.pt",
+        )
 
 
 def test_ddp_resume_is_rank_0s_and_an_empty_slice_keeps_batchnorm_finite(tmp_path):

@@ -30,9 +30,14 @@ def test_a_stage_never_imports_another_stage(name):
 def test_the_closure_follows_relative_and_function_level_imports(tmp_path, monkeypatch):
     import tests.imports as imports
 
-    for name, text in {"cxrssl/__init__.py": "", "cxrssl/a.py": "def f():\n    from cxrssl import b\n",
-                       "cxrssl/b.py": "from . import c\n", "cxrssl/c.py": "X = 1\n",
-                       "stages/__init__.py": '"""doc"""\n', "stages/s.py": "import cxrssl.a\n"}.items():
+    for name, text in {
+        "cxrssl/__init__.py": "",
+        "cxrssl/a.py": "def f():\n    from cxrssl import b\n",
+        "cxrssl/b.py": "from . import c\n",
+        "cxrssl/c.py": "X = 1\n",
+        "stages/__init__.py": '"""doc"""\n',
+        "stages/s.py": "import cxrssl.a\n",
+    }.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(imports, "REPO", tmp_path)
@@ -48,6 +53,7 @@ def test_removing_a_dependency_line_is_caught():
 
 
 # -- parameters: DVC's run cache must see every one of them ------------------------------------------------------
+
 
 def _leaves(value, prefix=""):
     """(dotted key, value) of every leaf of a nested mapping."""

@@ -23,8 +23,10 @@ TINY = {
     "label_percents": [50, 100],
     "methods": ["moco"],
     "inits": ["random", "moco"],
-    "pretrain": {"common": {"epochs": 1, "batch_size": 8, "probe_images": 16},
-                 "moco": {"hidden_dim": 32, "dim": 16, "queue_size": 16}},
+    "pretrain": {
+        "common": {"epochs": 1, "batch_size": 8, "probe_images": 16},
+        "moco": {"hidden_dim": 32, "dim": 16, "queue_size": 16},
+    },
     "finetune": {"linear_epochs": 2, "linear_min_steps": 0, "evaluations": 2, "protocol_by_pct": {}},
     "evaluate": {"bootstrap": 20},
     "gradcam": {"per_class": 1},
@@ -51,8 +53,11 @@ def set_params(folder: Path, changes: dict) -> None:
 
 def changed_stages(folder: Path) -> set[str]:
     out = dvc("status", cwd=folder)
-    return {line.rstrip(":").strip() for line in out.splitlines()
-            if line and not line.startswith((" ", "\t")) and "up to date" not in line}
+    return {
+        line.rstrip(":").strip()
+        for line in out.splitlines()
+        if line and not line.startswith((" ", "\t")) and "up to date" not in line
+    }
 
 
 def ran(out: str) -> set[str]:
@@ -93,8 +98,13 @@ def repo(tmp_path_factory):
 def test_the_whole_pipeline_runs_and_is_then_up_to_date(repo):
     assert (repo / "results/headline.json").is_file()
     assert changed_stages(repo) == set()
-    tracked = subprocess.run(["git", "ls-files", "metrics", "plots", "results", "models", "data"], cwd=repo,
-                             capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "metrics", "plots", "results", "models", "data"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert {Path(f).parts[0] for f in tracked if not f.endswith(".gitignore")} == {"results"}  # the rest is DVC's
 
 
@@ -113,12 +123,19 @@ def test_a_finetune_parameter_reruns_only_finetune_and_evaluate(repo):
     assert changed_stages(repo) == set()
 
 
-@pytest.mark.parametrize("file", ["cxrssl/data/chexpert.py", "cxrssl/data/splits.py", "cxrssl/data/store.py",
-                                  "cxrssl/metrics.py", "cxrssl/methods/moco.py"])
+@pytest.mark.parametrize(
+    "file",
+    [
+        "cxrssl/data/chexpert.py",
+        "cxrssl/data/splits.py",
+        "cxrssl/data/store.py",
+        "cxrssl/metrics.py",
+        "cxrssl/methods/moco.py",
+    ],
+)
 def test_editing_a_library_file_marks_exactly_the_stages_that_import_it(repo, file):
     definitions = stage_definitions()
-    expected = {name for name, stage in all_stages(repo).items()
-                if REPO / file in needed_code(definitions[stage])}
+    expected = {name for name, stage in all_stages(repo).items() if REPO / file in needed_code(definitions[stage])}
     path = repo / file
     original = path.read_text()
     try:
@@ -132,8 +149,14 @@ def test_editing_a_library_file_marks_exactly_the_stages_that_import_it(repo, fi
 def test_a_method_parameter_reruns_only_that_method_branch(repo):
     set_params(repo, {"pretrain": {"moco": {"temperature": 0.3}}})
     assert changed_stages(repo) == {"pretrain@moco"}  # its dependants follow through its output
-    assert ran(dvc("repro", cwd=repo)) == {"pretrain@moco", "finetune@moco-50", "finetune@moco-100", "evaluate",
-                                           "gradcam", "report"}
+    assert ran(dvc("repro", cwd=repo)) == {
+        "pretrain@moco",
+        "finetune@moco-50",
+        "finetune@moco-100",
+        "evaluate",
+        "gradcam",
+        "report",
+    }
     set_params(repo, {"pretrain": {"moco": {"temperature": 0.2}}})
     dvc("repro", "-q", cwd=repo)  # back to the committed outputs, from the run cache
 
@@ -145,8 +168,14 @@ def test_the_image_size_reaches_the_store_and_returns_from_the_run_cache(repo):
     out = dvc("repro", cwd=repo)
     assert np.load(repo / "data/preprocessed/images.npy", mmap_mode="r").shape[1:] == (40, 40)
     # the index does not change, so split stays; everything that reads the pixels reruns
-    assert ran(out) == {"preprocess", "pretrain@moco", "evaluate", "gradcam", "report",
-                        *(f"finetune@{i}-{p}" for i in ("random", "moco") for p in (50, 100))}
+    assert ran(out) == {
+        "preprocess",
+        "pretrain@moco",
+        "evaluate",
+        "gradcam",
+        "report",
+        *(f"finetune@{i}-{p}" for i in ("random", "moco") for p in (50, 100)),
+    }
     set_params(repo, {"preprocess": {"image_size": 32}})
     out = dvc("repro", cwd=repo)
     assert ran(out) == set()  # every stage comes back from the run cache
@@ -155,11 +184,23 @@ def test_the_image_size_reaches_the_store_and_returns_from_the_run_cache(repo):
 
 
 def test_a_new_method_is_one_edit_of_params(repo):
-    set_params(repo, {"methods": ["moco", "simclr"], "inits": ["random", "moco", "simclr"],
-                      "pretrain": {"simclr": {"hidden_dim": 32, "dim": 16}}})
+    set_params(
+        repo,
+        {
+            "methods": ["moco", "simclr"],
+            "inits": ["random", "moco", "simclr"],
+            "pretrain": {"simclr": {"hidden_dim": 32, "dim": 16}},
+        },
+    )
     try:
-        assert changed_stages(repo) == {"pretrain@simclr", "finetune@simclr-50", "finetune@simclr-100", "evaluate",
-                                        "gradcam", "report"}
+        assert changed_stages(repo) == {
+            "pretrain@simclr",
+            "finetune@simclr-50",
+            "finetune@simclr-100",
+            "evaluate",
+            "gradcam",
+            "report",
+        }
     finally:
         git("checkout", "params.yaml", cwd=repo)
 
@@ -187,7 +228,8 @@ def test_a_shared_remote_gives_a_fresh_clone_every_output_and_nothing_to_rerun(r
     dvc("push", "-q", "--run-cache", cwd=repo)  # the committed run's outputs
     variant = ["-S", "finetune.linear_lr=0.03"]
     assert ran(dvc("exp", "run", *variant, cwd=repo)) == {
-        f"finetune@{i}-{p}" for i in ("random", "moco") for p in (50, 100)} | {"evaluate", "gradcam", "report"}
+        f"finetune@{i}-{p}" for i in ("random", "moco") for p in (50, 100)
+    } | {"evaluate", "gradcam", "report"}
     dvc("push", "-q", "--run-cache", cwd=repo)  # and the variant's, with the run cache that maps params to them
 
     clone = tmp_path / "clone"

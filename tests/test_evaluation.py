@@ -65,8 +65,9 @@ def test_several_seeds_report_their_mean_and_sd():
     val, test = split_table(40, 0), split_table(60, 1, offset=100)
     predictions = predictions_for(val, test, seeds=(0, 1, 2), noise=0.4)
     summary, _ = evaluate_cell(predictions, val, test, CONFIG)
-    singles = [evaluate_cell(predictions[predictions["seed"] == s], val, test, CONFIG)[0]["auroc_macro"]
-               for s in (0, 1, 2)]
+    singles = [
+        evaluate_cell(predictions[predictions["seed"] == s], val, test, CONFIG)[0]["auroc_macro"] for s in (0, 1, 2)
+    ]
     assert summary["seeds"] == 3
     assert summary["auroc_macro"] == pytest.approx(np.mean(singles), abs=1e-4)
     assert summary["auroc_macro_sd"] == pytest.approx(np.std(singles, ddof=1), abs=1e-4)

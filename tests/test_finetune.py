@@ -38,12 +38,16 @@ def test_focal_loss_reduces_to_bce_and_follows_its_formula():
     torch.manual_seed(0)
     logits, targets = torch.randn(6, 14), (torch.rand(6, 14) < 0.3).float()
     bce = multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune"))
-    assert multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=0.0)) == pytest.approx(float(bce))
+    assert multilabel_loss(
+        logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=0.0)
+    ) == pytest.approx(float(bce))
     p = torch.sigmoid(logits)
     p_t = torch.where(targets > 0, p, 1 - p)
     alpha_t = torch.where(targets > 0, 0.25, 0.75)
     expected = (-alpha_t * (1 - p_t) ** 2 * torch.log(p_t)).mean()
-    got = multilabel_loss(logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=2.0, focal_alpha=0.25))
+    got = multilabel_loss(
+        logits, targets, settings(FinetuneConfig, "finetune", loss="focal", focal_gamma=2.0, focal_alpha=0.25)
+    )
     assert float(got) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -63,8 +67,9 @@ def test_val_auroc_matches_scikit_learn_with_masks_and_ties():
     targets[rng.random((300, 5)) < 0.1] = np.nan  # masked (U-Ignore)
     targets[:, 4] = 0.0  # no positives: left out
     scores = np.round(rng.random((300, 5)), 2)  # many ties
-    expected = [roc_auc_score(targets[~np.isnan(targets[:, k]), k], scores[~np.isnan(targets[:, k]), k])
-                for k in range(4)]
+    expected = [
+        roc_auc_score(targets[~np.isnan(targets[:, k]), k], scores[~np.isnan(targets[:, k]), k]) for k in range(4)
+    ]
     values = per_class_auroc(targets, scores)
     np.testing.assert_allclose(values[:4], expected, rtol=1e-12)
     assert np.isnan(values[4])
@@ -95,10 +100,17 @@ def test_bad_finetune_parameters_name_their_key():
 
 def test_protocol_by_pct_overrides_the_protocol_for_its_percents():
     # keys may come back as strings from `dvc exp run -S finetune.protocol_by_pct.100=full`
-    config = from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "linear", "protocol_by_pct": {"100": "full"}})
+    config = from_dict(
+        FinetuneConfig,
+        "finetune",
+        {**params_section("finetune"), "protocol": "linear", "protocol_by_pct": {"100": "full"}},
+    )
     assert config.protocol_by_pct == {100: "full"}
     assert [config.protocol_for(p) for p in (1, 10, 100)] == ["linear", "linear", "full"]
-    assert from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "full"}).protocol_for(1) == "full"
+    assert (
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "full"}).protocol_for(1)
+        == "full"
+    )
 
 
 def separable(n=48, size=32, seed=0):
@@ -107,7 +119,7 @@ def separable(n=48, size=32, seed=0):
     labels = (torch.rand(n, 2, generator=g) < 0.5).float()
     images = torch.rand(n, size, size, generator=g) * 60
     images[:, :, : size // 2] += labels[:, 0, None, None] * 150
-    images[: , : size // 2, :] += labels[:, 1, None, None] * 40
+    images[:, : size // 2, :] += labels[:, 1, None, None] * 40
     targets = np.concatenate([labels.numpy(), np.zeros((n, 12))], axis=1)
     return images.clamp(0, 255).to(torch.uint8), targets
 
@@ -119,9 +131,20 @@ def test_both_protocols_learn_and_keep_the_best_val_weights(protocol):
     torch.manual_seed(0)
     backbone, dim = build_backbone("resnet10")
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=8, batch_size=16, lr=3e-3, min_steps=0, evaluations=8,
-                            linear_epochs=8, linear_lr=3e-3, linear_min_steps=0,
-                            patience=0)
+    config = settings(
+        FinetuneConfig,
+        "finetune",
+        protocol=protocol,
+        epochs=8,
+        batch_size=16,
+        lr=3e-3,
+        min_steps=0,
+        evaluations=8,
+        linear_epochs=8,
+        linear_lr=3e-3,
+        linear_min_steps=0,
+        patience=0,
+    )
     model, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU)
     assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in before.items())  # the input is untouched
     assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
@@ -139,15 +162,25 @@ def test_early_stopping_and_its_resume(tmp_path):
     images, targets = separable(n=32)
     val_images, val_targets = separable(n=16, seed=1)
     backbone, dim = build_backbone("resnet10")
-    config = settings(FinetuneConfig, "finetune", protocol="linear", linear_epochs=30, batch_size=16, linear_lr=1e-2, linear_min_steps=0,
-                            evaluations=30,
-                            patience=2)
-    _, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
-                                   checkpoint=tmp_path / "c.ckpt")
+    config = settings(
+        FinetuneConfig,
+        "finetune",
+        protocol="linear",
+        linear_epochs=30,
+        batch_size=16,
+        linear_lr=1e-2,
+        linear_min_steps=0,
+        evaluations=30,
+        patience=2,
+    )
+    _, history, summary = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "c.ckpt"
+    )
     assert summary["epochs_run"] < 30 and summary["epochs_run"] == summary["best_epoch"] + 2
     # rerun: the checkpoint says it stopped; nothing more is trained and the best weights come back
-    _, again, summary_again = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
-                                       checkpoint=tmp_path / "c.ckpt")
+    _, again, summary_again = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "c.ckpt"
+    )
     assert len(again) == len(history) and summary_again["val_auroc_macro"] == summary["val_auroc_macro"]
 
 
@@ -163,8 +196,19 @@ def test_fit_restores_the_callers_state_from_its_checkpoint(tmp_path):
         state["seen"] = epoch
         return {}
 
-    fit(model, lambda x: model(x).sum(), batches, 1, config, 0, CPU, tmp_path / "f.ckpt", "t",
-        on_epoch_end=on_epoch_end, extra_state=state)
+    fit(
+        model,
+        lambda x: model(x).sum(),
+        batches,
+        1,
+        config,
+        0,
+        CPU,
+        tmp_path / "f.ckpt",
+        "t",
+        on_epoch_end=on_epoch_end,
+        extra_state=state,
+    )
     restored = {"seen": -1}
     fit(model, lambda x: model(x).sum(), batches, 1, config, 0, CPU, tmp_path / "f.ckpt", "t", extra_state=restored)
     assert restored == {"seen": 1}
@@ -177,19 +221,32 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
     images, targets = separable(n=32)
     val_images, val_targets = separable(n=16, seed=1)
     backbone, dim = build_backbone("resnet10")
-    config = settings(FinetuneConfig, "finetune", protocol=protocol, epochs=4, linear_epochs=4, batch_size=8, min_steps=0,
-                            linear_min_steps=0, evaluations=4, patience=0)
-    straight, history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
-                                    checkpoint=tmp_path / "a.ckpt")
+    config = settings(
+        FinetuneConfig,
+        "finetune",
+        protocol=protocol,
+        epochs=4,
+        linear_epochs=4,
+        batch_size=8,
+        min_steps=0,
+        linear_min_steps=0,
+        evaluations=4,
+        patience=0,
+    )
+    straight, history, _ = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "a.ckpt"
+    )
     real_fit = finetuning.fit
     monkeypatch.setattr(finetuning, "fit", fit_killed_after(real_fit, 2))  # the third epoch ends: killed
     with pytest.raises(KeyboardInterrupt):
-        finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
-                 checkpoint=tmp_path / "b.ckpt")
+        finetune(
+            backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "b.ckpt"
+        )
     monkeypatch.setattr(finetuning, "fit", real_fit)
     capsys.readouterr()
-    resumed, resumed_history, _ = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU,
-                                           checkpoint=tmp_path / "b.ckpt")
+    resumed, resumed_history, _ = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "b.ckpt"
+    )
     assert "resuming after epoch 2" in capsys.readouterr().out  # resumed, not started again
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
@@ -203,7 +260,8 @@ def test_a_val_split_that_cannot_select_a_model_is_one_clear_error():
     val_images, _ = separable(n=8, seed=1)
     no_positive = np.zeros((8, targets.shape[1]))  # no class with both labels on val
     backbone, dim = build_backbone("resnet10")
-    config = settings(FinetuneConfig, "finetune", protocol="linear", linear_epochs=1, linear_min_steps=0,
-                      batch_size=8, evaluations=1)
+    config = settings(
+        FinetuneConfig, "finetune", protocol="linear", linear_epochs=1, linear_min_steps=0, batch_size=8, evaluations=1
+    )
     with pytest.raises(DataError, match=r"finetune@x-1: no val class has both a positive and a negative label"):
         finetune(backbone, dim, images, targets, val_images, no_positive, config, 0, CPU, stage="finetune@x-1")

@@ -39,7 +39,7 @@ def region_model() -> tuple[nn.Module, nn.Module]:
 def squares(positions: list[tuple[int, int]], size: int = 16, side: int = 4) -> torch.Tensor:
     images = torch.zeros(len(positions), 1, size, size)
     for n, (r, c) in enumerate(positions):
-        images[n, 0, r:r + side, c:c + side] = 1.0
+        images[n, 0, r : r + side, c : c + side] = 1.0
     return images
 
 
@@ -51,12 +51,12 @@ def test_map_of_a_region_detector_is_the_region_and_each_image_has_its_own(metho
     assert cams.shape == (2, 2, 16, 16) and logits.shape == (2, 2)
     for n, (r, c) in enumerate([(2, 3), (10, 9)]):
         mask = torch.zeros(16, 16, dtype=torch.bool)
-        mask[r:r + 4, c:c + 4] = True
-        assert pointing_game(cams[n:n + 1, 0], mask[None]).item()
-        assert energy_inside(cams[n:n + 1, 0], mask[None]).item() == pytest.approx(1.0)
+        mask[r : r + 4, c : c + 4] = True
+        assert pointing_game(cams[n : n + 1, 0], mask[None]).item()
+        assert energy_inside(cams[n : n + 1, 0], mask[None]).item() == pytest.approx(1.0)
         assert torch.equal(cams[n, 0] > 0, mask)
         assert cams[n, 1].abs().max() == 0  # evidence against class 1: ReLU leaves nothing
-        assert not pointing_game(cams[n:n + 1, 1], mask[None]).item()  # an empty map is a miss
+        assert not pointing_game(cams[n : n + 1, 1], mask[None]).item()  # an empty map is a miss
 
 
 @pytest.mark.parametrize("method", list(METHODS))

@@ -32,7 +32,7 @@ def test_load_gray_reads_jpeg_png_rgba_and_16_bit(tmp_path, jpeg):
     cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
     gray = read(tmp_path / "rgba.png")
     assert gray.shape == (10, 12) and gray.dtype == np.uint8 and gray.mean() > 40
-    deep = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)
+    deep = np.arange(100, dtype=np.uint16).reshape(10, 10) * 600
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
     out = read(tmp_path / "deep.png")
     assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
@@ -84,14 +84,23 @@ def test_limits_are_checked_before_decoding(tmp_path, jpeg):
     png = bytearray((tmp_path / "small.png").read_bytes())
     png[16:24] = (40000).to_bytes(4, "big") + (30000).to_bytes(4, "big")  # a header declaring 1.2 gigapixels
     (tmp_path / "huge.png").write_bytes(bytes(png))
-    with pytest.raises(DataError, match=r"huge\.png: the header declares 40000 x 30000 = 1,200,000,000 pixels, "
-                                        r"more than the 100,000,000 allowed \(preprocess\.max_image_pixels\)"):
+    with pytest.raises(
+        DataError,
+        match=r"huge\.png: the header declares 40000 x 30000 = 1,200,000,000 pixels, "
+        r"more than the 100,000,000 allowed \(preprocess\.max_image_pixels\)",
+    ):
         read(tmp_path / "huge.png")
-    with pytest.raises(DataError, match=r"image\.jpg: the header declares 400 x 320 = 128,000 pixels, more than "
-                                        r"the 1,000 allowed"):
+    with pytest.raises(
+        DataError,
+        match=r"image\.jpg: the header declares 400 x 320 = 128,000 pixels, more than "
+        r"the 1,000 allowed",
+    ):
         read(jpeg, max_pixels=1000)
-    with pytest.raises(DataError, match=rf"image\.jpg: {jpeg.stat().st_size:,} bytes, more than the 100 allowed "
-                                        r"\(preprocess\.max_file_bytes\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"image\.jpg: {jpeg.stat().st_size:,} bytes, more than the 100 allowed "
+        r"\(preprocess\.max_file_bytes\)",
+    ):
         read(jpeg, max_bytes=100)
 
 
@@ -117,7 +126,7 @@ def test_exif_orientation_is_never_applied(tmp_path, side):
     Image.fromarray(image).save(tmp_path / "exif.jpg", exif=exif.tobytes(), quality=95)
     out = read(tmp_path / "exif.jpg", target=100)
     assert out.shape[0] > out.shape[1]  # still as acquired: taller than wide
-    assert out[: out.shape[0] // 8].mean() > 200 and out[-out.shape[0] // 8:].mean() < 50
+    assert out[: out.shape[0] // 8].mean() > 200 and out[-out.shape[0] // 8 :].mean() < 50
 
 
 def test_missing_file(tmp_path):

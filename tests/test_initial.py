@@ -25,8 +25,16 @@ def test_a_weight_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path)
     backbone, dim = build_backbone("resnet10")
     marker = tmp_path / "ran"
     path = tmp_path / "simclr.pt"
-    torch.save({"method": "simclr", "backbone_name": "resnet10", "feature_dim": dim,
-                "backbone": backbone.state_dict(), "extra": Payload(marker)}, path)
+    torch.save(
+        {
+            "method": "simclr",
+            "backbone_name": "resnet10",
+            "feature_dim": dim,
+            "backbone": backbone.state_dict(),
+            "extra": Payload(marker),
+        },
+        path,
+    )
     for load in (load_initial, load_classifier):
         with pytest.raises(DataError, match=rf"{path}: not a readable .* file .*without unpickling code"):
             load(path)
@@ -35,8 +43,16 @@ def test_a_weight_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path)
 
 def test_the_projects_own_files_load_and_a_foreign_one_is_named(tmp_path):
     backbone, dim = build_backbone("resnet10")
-    torch.save({"method": "random", "backbone_name": "resnet10", "feature_dim": dim,
-                "backbone": backbone.state_dict(), "config": {"seed": 0, "source": "x"}}, tmp_path / "ok.pt")
+    torch.save(
+        {
+            "method": "random",
+            "backbone_name": "resnet10",
+            "feature_dim": dim,
+            "backbone": backbone.state_dict(),
+            "config": {"seed": 0, "source": "x"},
+        },
+        tmp_path / "ok.pt",
+    )
     assert load_initial(tmp_path / "ok.pt")[1] == dim
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(DataError, match=r"list\.pt: not a backbone file \(it holds a list"):

@@ -104,8 +104,9 @@ def _under_a_file_size_limit(limit: int, code: str) -> subprocess.CompletedProce
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    return subprocess.run([sys.executable, "-c", code], preexec_fn=limit_files, capture_output=True, text=True,
-                          cwd=os.getcwd())
+    return subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=limit_files, capture_output=True, text=True, cwd=os.getcwd()
+    )
 
 
 def test_a_store_on_a_full_disk_fails_before_writing_and_leaves_nothing(tmp_path):
@@ -122,5 +123,6 @@ with atomic_dir(Path({str(tmp_path / "store")!r})) as tmp:
     result = _under_a_file_size_limit(100_000, code)  # the map needs 409,728 bytes
     assert result.returncode == 1 and result.stderr.strip().endswith(
         f"cxrssl.errors.CxrsslError: {tmp_path / 'store'}: cannot write it (File too large); the previous output, "
-        "if any, is left as it was")
+        "if any, is left as it was"
+    )
     assert list(tmp_path.iterdir()) == []

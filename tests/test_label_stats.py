@@ -78,8 +78,15 @@ def test_derive_on_a_small_table():
     for p in range(1, 41):
         for study in (1, 2):
             row = {c: np.nan for c in CLASSES}
-            row.update({"Path": f"X/train/patient{p:05d}/study{study}/view1_frontal.jpg", "Sex": "Male",
-                        "Age": 50, "Frontal/Lateral": "Frontal", "AP/PA": "AP"})
+            row.update(
+                {
+                    "Path": f"X/train/patient{p:05d}/study{study}/view1_frontal.jpg",
+                    "Sex": "Male",
+                    "Age": 50,
+                    "Frontal/Lateral": "Frontal",
+                    "AP/PA": "AP",
+                }
+            )
             row["Edema"] = 1.0 if p % 2 else 0.0
             row["Pleural Effusion"] = 1.0 if p % 4 == 1 else -1.0 if p % 4 == 2 else np.nan
             row["No Finding"] = 1.0 if p % 4 == 0 else np.nan

@@ -28,8 +28,7 @@ def nt_xent_reference(z1, z2, t):
 def test_nt_xent_matches_reference(n, d, t):
     g = torch.Generator().manual_seed(n)
     z1, z2 = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-    torch.testing.assert_close(nt_xent(z1, z2, t), torch.tensor(nt_xent_reference(z1, z2, t)),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(nt_xent(z1, z2, t), torch.tensor(nt_xent_reference(z1, z2, t)), rtol=1e-4, atol=1e-5)
 
 
 def test_nt_xent_is_low_for_matching_views():
@@ -50,8 +49,9 @@ def test_info_nce_matches_reference():
     g = torch.Generator().manual_seed(0)
     q, k, queue = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(10, 6, generator=g)
     expected = info_nce_reference(q, k, queue, 0.2)
-    torch.testing.assert_close(info_nce(q, k, F.normalize(queue, dim=1), 0.2), torch.tensor(expected),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        info_nce(q, k, F.normalize(queue, dim=1), 0.2), torch.tensor(expected), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_byol_loss_matches_reference():
@@ -82,8 +82,9 @@ def sinkhorn_reference(scores, epsilon, iterations):
 @pytest.mark.parametrize("n, k, iterations", [(6, 4, 3), (9, 3, 1), (5, 7, 5)])
 def test_sinkhorn_matches_reference(n, k, iterations):
     scores = torch.randn(n, k, generator=torch.Generator().manual_seed(n)) * 0.1
-    torch.testing.assert_close(sinkhorn(scores, 0.05, iterations), sinkhorn_reference(scores, 0.05, iterations),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        sinkhorn(scores, 0.05, iterations), sinkhorn_reference(scores, 0.05, iterations), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_sinkhorn_marginals_and_fp32_under_bf16():
@@ -110,5 +111,6 @@ def test_swapped_prediction_matches_reference():
                     log_p = torch.log_softmax(scores[v][row] / 0.1, dim=0)
                     expected += -float((codes[i][row] * log_p).sum()) / 3
                 terms += 1
-    torch.testing.assert_close(swapped_prediction(scores, codes, 0.1), torch.tensor(expected / terms),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        swapped_prediction(scores, codes, 0.1), torch.tensor(expected / terms), rtol=1e-4, atol=1e-5
+    )

@@ -20,7 +20,9 @@ SMALL = {
     "moco": settings(MoCoConfig, "pretrain.moco", hidden_dim=64, dim=32, queue_size=64),
     "simclr": settings(config_class("simclr"), "pretrain.simclr", hidden_dim=64, dim=32),
     "byol": settings(config_class("byol"), "pretrain.byol", hidden_dim=64, dim=32, tau_base=0.99),
-    "swav": settings(SwAVConfig, "pretrain.swav", hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2),
+    "swav": settings(
+        SwAVConfig, "pretrain.swav", hidden_dim=64, dim=8, n_prototypes=16, n_local=2, freeze_prototypes_steps=2
+    ),
 }
 AUGMENT = settings(PretrainConfig, "pretrain.common").augment()
 
@@ -80,8 +82,13 @@ def test_cosine_tau_goes_from_base_to_one():
 
 def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
     backbone, dim = build_backbone("resnet18")
-    moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=5),
-                (ViewSpec(size=32),) * 2, n_train=64)
+    moco = MoCo(
+        backbone,
+        dim,
+        settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=5),
+        (ViewSpec(size=32),) * 2,
+        n_train=64,
+    )
     keys = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
     moco._dequeue_and_enqueue(keys)
     torch.testing.assert_close(moco.queue[:3], keys)
@@ -96,8 +103,13 @@ def test_moco_queue_is_a_ring_buffer_saved_with_the_model():
 def test_moco_queue_is_clipped_to_the_training_set():
     backbone, dim = build_backbone("resnet18")
     with pytest.warns(UserWarning, match="queue_size 100 is larger than the training set"):
-        moco = MoCo(backbone, dim, settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=100),
-                    (ViewSpec(size=32),) * 2, n_train=10)
+        moco = MoCo(
+            backbone,
+            dim,
+            settings(MoCoConfig, "pretrain.moco", hidden_dim=16, dim=4, queue_size=100),
+            (ViewSpec(size=32),) * 2,
+            n_train=10,
+        )
     assert moco.queue.shape == (10, 4)
 
 
@@ -119,6 +131,7 @@ def test_swav_prototypes_are_normalised_and_frozen_at_first():
 
 def test_swav_needs_more_prototypes_than_dimensions():
     from cxrssl.errors import ParamError
+
     with pytest.raises(ParamError, match=r"pretrain\.swav\.n_prototypes is 100; expected more prototypes than"):
         settings(SwAVConfig, "pretrain.swav", dim=128, n_prototypes=100).validate()
 
@@ -126,9 +139,20 @@ def test_swav_needs_more_prototypes_than_dimensions():
 def test_small_crops_never_shrink_a_resnet_stage_to_one_pixel():
     from cxrssl.methods import MIN_VIEW_SIZE, build_method
 
-    method = build_method("swav", "resnet10", 32, settings(SwAVConfig, "pretrain.swav", dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
-                          AUGMENT, n_train=64)
+    method = build_method(
+        "swav",
+        "resnet10",
+        32,
+        settings(SwAVConfig, "pretrain.swav", dim=16, hidden_dim=32, n_prototypes=20, n_local=2),
+        AUGMENT,
+        n_train=64,
+    )
     assert [v.size for v in method.views] == [32, 32, MIN_VIEW_SIZE, MIN_VIEW_SIZE]
-    features = method.backbone.layer3(method.backbone.layer2(method.backbone.layer1(method.backbone.maxpool(
-        method.backbone.conv1(torch.zeros(2, 1, MIN_VIEW_SIZE, MIN_VIEW_SIZE))))))
+    features = method.backbone.layer3(
+        method.backbone.layer2(
+            method.backbone.layer1(
+                method.backbone.maxpool(method.backbone.conv1(torch.zeros(2, 1, MIN_VIEW_SIZE, MIN_VIEW_SIZE)))
+            )
+        )
+    )
     assert features.shape[-2:] == (2, 2)  # what the last stage's strided convolution sees

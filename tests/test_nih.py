@@ -17,8 +17,10 @@ from cxrssl.errors import DataError
 from tests.conftest import project_params, sample_file
 
 SAMPLE = "Data_Entry_2017_subset.csv"
-HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
-          "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
+HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+    "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
+)
 
 
 def label(row: np.ndarray, name: str) -> float:
@@ -26,11 +28,30 @@ def label(row: np.ndarray, name: str) -> float:
 
 
 def test_nih_findings_map_into_the_chexpert_space_and_the_rest_is_unlabelled():
-    labels, unknown = map_labels(pd.Series(["Atelectasis|Effusion|Infiltration", "No Finding",
-                                            "Mass|Nodule|Hernia", "Fibrosis", "Effusion|Tumour", "No Finding|Edema"]))
+    labels, unknown = map_labels(
+        pd.Series(
+            [
+                "Atelectasis|Effusion|Infiltration",
+                "No Finding",
+                "Mass|Nodule|Hernia",
+                "Fibrosis",
+                "Effusion|Tumour",
+                "No Finding|Edema",
+            ]
+        )
+    )
     assert list(unknown) == [False, False, False, False, True, True]
-    assert set(NIH_CLASSES) == {"No Finding", "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis",
-                                "Pneumothorax", "Pleural Effusion", "Cardiomegaly"}
+    assert set(NIH_CLASSES) == {
+        "No Finding",
+        "Lung Lesion",
+        "Edema",
+        "Consolidation",
+        "Pneumonia",
+        "Atelectasis",
+        "Pneumothorax",
+        "Pleural Effusion",
+        "Cardiomegaly",
+    }
     first, clear, lesion, fibrosis = labels[:4]
     assert label(first, "Atelectasis") == label(first, "Pleural Effusion") == 1.0
     assert label(first, "No Finding") == label(first, "Cardiomegaly") == 0.0
@@ -71,12 +92,18 @@ def write_table(folder, *rows):
 GOOD = "00000001_000.png,Cardiomegaly,0,1,58,M,PA,2682,2749,0.143,0.143"
 
 
-@pytest.mark.parametrize("row, message", [
-    ("00000002_000.png,Cardiomegaly|Tumour,0,2,58,M,PA,1,1,1,1", "t.csv, line 3: Finding Labels 'Cardiomegaly|Tumour'"),
-    ("00000002_000.png,Edema,0,2,58,M,LL,1,1,1,1", "t.csv, line 3: View Position is 'LL'; expected PA or AP"),
-    ("00000002_000.png,Edema,x,2,58,M,PA,1,1,1,1", "t.csv, line 3: Patient ID '2' / Follow-up # 'x'"),
-    ("00000001_000.png,Edema,1,1,58,M,PA,1,1,1,1", "t.csv, line 3: Image Index '00000001_000.png' appears more"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            "00000002_000.png,Cardiomegaly|Tumour,0,2,58,M,PA,1,1,1,1",
+            "t.csv, line 3: Finding Labels 'Cardiomegaly|Tumour'",
+        ),
+        ("00000002_000.png,Edema,0,2,58,M,LL,1,1,1,1", "t.csv, line 3: View Position is 'LL'; expected PA or AP"),
+        ("00000002_000.png,Edema,x,2,58,M,PA,1,1,1,1", "t.csv, line 3: Patient ID '2' / Follow-up # 'x'"),
+        ("00000001_000.png,Edema,1,1,58,M,PA,1,1,1,1", "t.csv, line 3: Image Index '00000001_000.png' appears more"),
+    ],
+)
 def test_a_bad_nih_row_is_one_error_naming_file_and_line(tmp_path, row, message):
     folder = write_table(tmp_path, GOOD, row)
     with pytest.raises(DataError, match="Set data.skip_invalid") as error:
@@ -131,10 +158,18 @@ def nih_run(tmp_path_factory):
         data={"source": "nih", "root": str(root), "train_csv": SAMPLE, "test_csv": None, "skip_invalid": False},
         preprocess={"image_size": 32, "workers": 2},
         split={"seed": 0, "val_fraction": 0.2, "test_fraction": 0.3},
-        label_percents=[100], inits=["random"], baselines=["random"],
+        label_percents=[100],
+        inits=["random"],
+        baselines=["random"],
         pretrain={"common": {"backbone": "resnet10"}},
-        finetune={"protocol": "full", "protocol_by_pct": {}, "epochs": 1, "min_steps": 2, "batch_size": 16,
-                  "evaluations": 1},
+        finetune={
+            "protocol": "full",
+            "protocol_by_pct": {},
+            "epochs": 1,
+            "min_steps": 2,
+            "batch_size": 16,
+            "evaluations": 1,
+        },
         evaluate={"bootstrap": 20},
     )
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
@@ -143,11 +178,31 @@ def nih_run(tmp_path_factory):
     preprocess.main([str(f / "store"), str(f / "preprocess.json"), *p])
     split.main([str(f / "store/index.csv"), str(f / "splits"), str(f / "split.json"), *p])
     baseline.main(["--init", "random", str(f / "random.pt"), *p])
-    finetune.main(["--cell", "random-100", str(f / "store"), str(f / "splits"), str(f / "random.pt"),
-                   str(f / "finetune/random-100"), str(f / "ft.json"), str(f / "ft.csv"),
-                   "--checkpoints", str(f / "ck"), *p])
-    evaluate.main([str(f / "splits"), str(f / "finetune"), str(f / "evaluate.json"), str(f / "per_class.csv"),
-                   str(f / "plots"), *p])
+    finetune.main(
+        [
+            "--cell",
+            "random-100",
+            str(f / "store"),
+            str(f / "splits"),
+            str(f / "random.pt"),
+            str(f / "finetune/random-100"),
+            str(f / "ft.json"),
+            str(f / "ft.csv"),
+            "--checkpoints",
+            str(f / "ck"),
+            *p,
+        ]
+    )
+    evaluate.main(
+        [
+            str(f / "splits"),
+            str(f / "finetune"),
+            str(f / "evaluate.json"),
+            str(f / "per_class.csv"),
+            str(f / "plots"),
+            *p,
+        ]
+    )
     return folder
 
 

@@ -33,9 +33,17 @@ class Example:
 FULL = {"count": 3, "rate": 1, "name": None, "flag": False, "items": [1, 2]}
 
 #: Every section of params.yaml that is read into a config class.
-CONFIG_SECTIONS = {"data": DataConfig, "phantoms": PhantomConfig, "preprocess": PreprocessConfig, "split": SplitConfig,
-                   "pretrain.common": PretrainConfig, **{f"pretrain.{m}": cls.Config for m, cls in METHODS.items()},
-                   "finetune": FinetuneConfig, "evaluate": EvaluateConfig, "gradcam": GradcamConfig}
+CONFIG_SECTIONS = {
+    "data": DataConfig,
+    "phantoms": PhantomConfig,
+    "preprocess": PreprocessConfig,
+    "split": SplitConfig,
+    "pretrain.common": PretrainConfig,
+    **{f"pretrain.{m}": cls.Config for m, cls in METHODS.items()},
+    "finetune": FinetuneConfig,
+    "evaluate": EvaluateConfig,
+    "gradcam": GradcamConfig,
+}
 
 
 def test_types_are_checked_and_ints_become_floats():
@@ -91,8 +99,9 @@ def _project_params() -> dict:
 def test_params_yaml_sets_every_key_of_every_config_and_no_other():
     params = _project_params()
     assert set(params) == set(SECTIONS)
-    configs = {section: from_dict(cls, section, lookup(params, section, dict))
-               for section, cls in CONFIG_SECTIONS.items()}
+    configs = {
+        section: from_dict(cls, section, lookup(params, section, dict)) for section, cls in CONFIG_SECTIONS.items()
+    }
     assert set(params["pretrain"]) == {"common", *METHODS}
     validate_params(params["distributed"])
     for key in ("methods", "baselines", "inits"):
@@ -127,5 +136,8 @@ def test_the_distributed_section_has_no_defaults_either(key):
 
 def test_a_cross_dataset_needs_every_key_of_data():
     with pytest.raises(ParamError, match=r"missing key evaluate\.cross_dataset\.skip_invalid"):
-        from_dict(CrossDatasetConfig, "evaluate.cross_dataset",
-                  {"source": "nih", "root": "x", "train_csv": "a.csv", "test_csv": None})
+        from_dict(
+            CrossDatasetConfig,
+            "evaluate.cross_dataset",
+            {"source": "nih", "root": "x", "train_csv": "a.csv", "test_csv": None},
+        )

@@ -30,8 +30,7 @@ def _patient(seed: int) -> Patient:
 def _pair(label: str, value: float, seed: int, view: str = "PA", contrast: float = 1.0):
     """The same patient and rng state rendered with and without one finding."""
     patient = _patient(seed)
-    with_it, regions = render(patient, {label: value}, view, np.random.default_rng(seed),
-                              SIZE, SIZE, contrast)
+    with_it, regions = render(patient, {label: value}, view, np.random.default_rng(seed), SIZE, SIZE, contrast)
     without, _ = render(patient, {}, view, np.random.default_rng(seed), SIZE, SIZE, contrast)
     return with_it, without, [r for r in regions if r.label == label]
 
@@ -40,8 +39,7 @@ def _box_mask(regions: list[Region], height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), bool)
     for r in regions:
         x0, y0, x1, y1 = r.box
-        mask[int(y0 * height):int(np.ceil(y1 * height)),
-             int(x0 * width):int(np.ceil(x1 * width))] = True
+        mask[int(y0 * height) : int(np.ceil(y1 * height)), int(x0 * width) : int(np.ceil(x1 * width))] = True
     return mask
 
 
@@ -104,8 +102,7 @@ def test_shape_dtype_and_regions(view, size):
 def test_every_positive_frontal_finding_gets_regions(label):
     for seed in range(3):
         for view in ("PA", "AP"):
-            _, regions = render(_patient(seed), {label: 1.0}, view,
-                                np.random.default_rng(seed), SIZE, SIZE)
+            _, regions = render(_patient(seed), {label: 1.0}, view, np.random.default_rng(seed), SIZE, SIZE)
             _check_regions(regions)
             assert any(r.label == label for r in regions), (label, view, seed)
 
@@ -154,8 +151,7 @@ def test_lower_contrast_means_less_visible_findings():
 def test_no_finding_and_zero_values_draw_nothing():
     patient = _patient(5)
     base, regions = render(patient, {}, "PA", np.random.default_rng(1), 96, 96)
-    other, other_regions = render(patient, {"No Finding": 1.0, "Edema": 0.0}, "PA",
-                                  np.random.default_rng(1), 96, 96)
+    other, other_regions = render(patient, {"No Finding": 1.0, "Edema": 0.0}, "PA", np.random.default_rng(1), 96, 96)
     assert base.tobytes() == other.tobytes()
     assert regions == other_regions == []
 
@@ -182,8 +178,7 @@ def test_cardiothoracic_ratio_separates_cardiomegaly():
 
 
 def test_lateral_view_works():
-    findings = {"Cardiomegaly": 1.0, "Pleural Effusion": 1.0, "Support Devices": 1.0,
-                "Pneumothorax": 1.0}
+    findings = {"Cardiomegaly": 1.0, "Pleural Effusion": 1.0, "Support Devices": 1.0, "Pneumothorax": 1.0}
     img, regions = render(_patient(7), findings, "lateral", np.random.default_rng(3), 150, 130)
     assert img.shape == (150, 130) and img.dtype == np.uint8
     assert img.std() > 10
@@ -239,7 +234,6 @@ def test_positive_lung_opacity_with_only_uncertain_parenchyma_is_drawn_itself():
     patient = _patient(8)
     findings = {"Consolidation": -1.0, "Lung Opacity": 1.0}
     with_it, regions = render(patient, findings, "PA", np.random.default_rng(3), SIZE, SIZE)
-    without, _ = render(patient, {"Consolidation": -1.0}, "PA", np.random.default_rng(3),
-                        SIZE, SIZE)
+    without, _ = render(patient, {"Consolidation": -1.0}, "PA", np.random.default_rng(3), SIZE, SIZE)
     assert any(r.label == "Lung Opacity" for r in regions)
     assert np.abs(with_it.astype(int) - without.astype(int)).max() > 6

@@ -43,9 +43,12 @@ def synthetic_index(n_patients=300, seed=0, with_test=True):
     rows = []
     for p in range(n_patients):
         for s in range(rng.integers(1, 4)):
-            row = {"patient": f"patient{p:05d}", "study": f"patient{p:05d}/study{s + 1}",
-                   "Frontal/Lateral": "Frontal" if rng.random() < 0.85 else "Lateral",
-                   "origin": "test" if with_test and p >= n_patients - 30 else "train"}
+            row = {
+                "patient": f"patient{p:05d}",
+                "study": f"patient{p:05d}/study{s + 1}",
+                "Frontal/Lateral": "Frontal" if rng.random() < 0.85 else "Lateral",
+                "origin": "test" if with_test and p >= n_patients - 30 else "train",
+            }
             row.update({c: rng.choice([1.0, 0.0, -1.0, NAN], p=[0.1, 0.2, 0.1, 0.6]) for c in CLASSES})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -139,12 +142,15 @@ def image_level_split(seed: int = 0, test_share: float = 0.2) -> pd.DataFrame:
 
 def test_split_files_made_by_image_leak_patients_and_are_fixed():
     frame = image_level_split()
-    leaked = set(frame.loc[frame["origin"] == "train", "patient"]) & set(frame.loc[frame["origin"] == "test", "patient"])
+    leaked = set(frame.loc[frame["origin"] == "train", "patient"]) & set(
+        frame.loc[frame["origin"] == "test", "patient"]
+    )
     assert len(leaked) > 10_000  # most patients have several images: an image-level split leaks most of them
     with pytest.raises(DataError, match=f"{len(leaked)} patients .* appear in both the train and the test table"):
         make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="error"), [100])
-    dropped, summary = make_splits(frame, settings(SplitConfig, "split", on_patient_overlap="drop",
-                                                   frontal_only=False), [100])
+    dropped, summary = make_splits(
+        frame, settings(SplitConfig, "split", on_patient_overlap="drop", frontal_only=False), [100]
+    )
     assert summary["patient_overlap"]["patients"] == len(leaked)
     assert not set(dropped["train"]["patient"]) & set(dropped["test"]["patient"])
     assert len(dropped["test"]) == int((frame["origin"] == "test").sum())  # the test table is kept whole
@@ -170,6 +176,8 @@ def test_an_empty_label_fraction_is_an_error():
 
 def test_fractions_are_the_same_images_under_every_policy():
     frame = synthetic_index(400, with_test=False)
-    subsets = [set(subset(make_splits(frame, settings(SplitConfig, "split", uncertainty=p), [5])[0]["train"], 0.05)["patient"])
-               for p in ("zeros", "ones", "ignore")]
+    subsets = [
+        set(subset(make_splits(frame, settings(SplitConfig, "split", uncertainty=p), [5])[0]["train"], 0.05)["patient"])
+        for p in ("zeros", "ones", "ignore")
+    ]
     assert subsets[0] == subsets[1] == subsets[2]

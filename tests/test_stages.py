@@ -18,8 +18,13 @@ from tests.conftest import merged, project_params
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "data": {"source": "phantoms", "root": "ds/CheXpert-v1.0-small", "train_csv": "train.csv",
-             "test_csv": "valid.csv", "skip_invalid": False},
+    "data": {
+        "source": "phantoms",
+        "root": "ds/CheXpert-v1.0-small",
+        "train_csv": "train.csv",
+        "test_csv": "valid.csv",
+        "skip_invalid": False,
+    },
     "phantoms": {"n_patients": 30, "n_valid_patients": 8, "height": 96, "width": 80, "seed": 3, "workers": 2},
     "preprocess": {"image_size": 32, "workers": 2},
     "split": {"seed": 0, "val_fraction": 0.2, "uncertainty": "ignore"},
@@ -45,8 +50,15 @@ def pipeline(tmp_path_factory):
     phantoms.main([str(folder / "ds/CheXpert-v1.0-small"), "--params", str(params)])
     params.write_text(params.read_text().replace("root: ds/", f"root: {folder}/ds/"))
     preprocess.main([str(folder / "store"), str(folder / "metrics/preprocess.json"), "--params", str(params)])
-    split.main([str(folder / "store/index.csv"), str(folder / "splits"), str(folder / "metrics/split.json"),
-                "--params", str(params)])
+    split.main(
+        [
+            str(folder / "store/index.csv"),
+            str(folder / "splits"),
+            str(folder / "metrics/split.json"),
+            "--params",
+            str(params),
+        ]
+    )
     return folder
 
 
@@ -106,17 +118,19 @@ def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
 
     archive = zipped_phantoms(tmp_path)
     with zipfile.ZipFile(archive) as handle:
-        member = "CheXpert-v1.0-small/" + pd.read_csv(handle.open("CheXpert-v1.0-small/train.csv"))["Path"][3] \
-            .removeprefix("CheXpert-v1.0-small/")
+        member = "CheXpert-v1.0-small/" + pd.read_csv(handle.open("CheXpert-v1.0-small/train.csv"))["Path"][
+            3
+        ].removeprefix("CheXpert-v1.0-small/")
         jpeg = handle.read(member)
     raw = archive.read_bytes()
     at = raw.index(jpeg) + len(jpeg) // 2
-    archive.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])  # one byte of one image damaged
+    archive.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :])  # one byte of one image damaged
 
     def preprocess_error(root) -> str:
         params = write_params(tmp_path, data__root=str(root))
-        result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
-                            "--params", str(params)], tmp_path)
+        result = run_stage(
+            ["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)], tmp_path
+        )
         assert result.returncode == 1
         assert not (tmp_path / "store").exists() and not (tmp_path / "m.json").exists()
         return result.stderr
@@ -130,15 +144,21 @@ def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
             if not info.filename.endswith("valid.csv"):
                 out.writestr(info, handle.read(info.filename) if info.filename != member else b"")
     stderr = preprocess_error(tmp_path / "no-valid.zip")
-    assert stderr.strip().endswith(f"data.test_csv: {tmp_path}/no-valid.zip::CheXpert-v1.0-small/valid.csv: "
-                                   "no such file")
+    assert stderr.strip().endswith(
+        f"data.test_csv: {tmp_path}/no-valid.zip::CheXpert-v1.0-small/valid.csv: no such file"
+    )
 
-    with zipfile.ZipFile(zipped_phantoms(tmp_path)) as handle, \
-            zipfile.ZipFile(tmp_path / "deflated.zip", "w", zipfile.ZIP_DEFLATED) as out:
+    with (
+        zipfile.ZipFile(zipped_phantoms(tmp_path)) as handle,
+        zipfile.ZipFile(tmp_path / "deflated.zip", "w", zipfile.ZIP_DEFLATED) as out,
+    ):
         for info in handle.infolist():  # downloads are deflated; damage one image's stream
             data = handle.read(info.filename)
-            out.writestr(info.filename, data[:200] + bytes(4000) + data[200:] if info.filename == member else data,
-                         zipfile.ZIP_DEFLATED)
+            out.writestr(
+                info.filename,
+                data[:200] + bytes(4000) + data[200:] if info.filename == member else data,
+                zipfile.ZIP_DEFLATED,
+            )
     raw = bytearray((tmp_path / "deflated.zip").read_bytes())
     with zipfile.ZipFile(tmp_path / "deflated.zip") as handle:
         info = handle.getinfo(member)
@@ -152,14 +172,22 @@ def test_a_bad_archive_is_one_clear_error_and_no_store(pipeline, tmp_path):
         regions = handle.read("CheXpert-v1.0-small/regions.csv")
     raw = zipped_phantoms(tmp_path).read_bytes()
     at = raw.index(regions) + 40
-    (tmp_path / "CheXpert-v1.0-small.zip").write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
-    assert preprocess_error(tmp_path / "CheXpert-v1.0-small.zip").strip().endswith(
-        f"{tmp_path}/CheXpert-v1.0-small.zip::CheXpert-v1.0-small/regions.csv: cannot read it (damaged or "
-        "unreadable archive member (Bad CRC-32 for file 'CheXpert-v1.0-small/regions.csv'))")
+    (tmp_path / "CheXpert-v1.0-small.zip").write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :])
+    assert (
+        preprocess_error(tmp_path / "CheXpert-v1.0-small.zip")
+        .strip()
+        .endswith(
+            f"{tmp_path}/CheXpert-v1.0-small.zip::CheXpert-v1.0-small/regions.csv: cannot read it (damaged or "
+            "unreadable archive member (Bad CRC-32 for file 'CheXpert-v1.0-small/regions.csv'))"
+        )
+    )
 
     (tmp_path / "not.zip").write_bytes(b"this is not an archive")
-    assert preprocess_error(tmp_path / "not.zip").strip().endswith(
-        f"{tmp_path}/not.zip: not a readable zip archive (File is not a zip file)")
+    assert (
+        preprocess_error(tmp_path / "not.zip")
+        .strip()
+        .endswith(f"{tmp_path}/not.zip: not a readable zip archive (File is not a zip file)")
+    )
 
 
 def test_store_holds_every_image_once(pipeline):
@@ -178,7 +206,7 @@ def test_store_holds_every_image_once(pipeline):
 def test_splits_follow_the_contract(pipeline):
     frames = {name: pd.read_csv(pipeline / f"splits/{name}.csv") for name in ("train", "val", "test")}
     for frame in frames.values():
-        assert list(frame.columns[:len(COLUMNS)]) == list(COLUMNS)
+        assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
         assert {"patient", "study", "row"} <= set(frame.columns)
         assert (frame["Frontal/Lateral"] == "Frontal").all()
     assert "min_fraction" in frames["train"]
@@ -191,17 +219,32 @@ def test_splits_follow_the_contract(pipeline):
 
 
 def run_stage(args, cwd):
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_bad_parameter_is_one_clear_error_and_no_output(pipeline, tmp_path):
     params = write_params(tmp_path, split__uncertainty="maybe")
-    result = run_stage(["stages.split", str(pipeline / "store/index.csv"), str(tmp_path / "splits"),
-                        str(tmp_path / "split.json"), "--params", str(params)], tmp_path)
+    result = run_stage(
+        [
+            "stages.split",
+            str(pipeline / "store/index.csv"),
+            str(tmp_path / "splits"),
+            str(tmp_path / "split.json"),
+            "--params",
+            str(params),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: split: params: split.uncertainty is 'maybe'; "
-                                     "expected one of zeros, ones, ignore")
+    assert result.stderr.strip() == (
+        "error: split: params: split.uncertainty is 'maybe'; expected one of zeros, ones, ignore"
+    )
     assert not (tmp_path / "splits").exists() and not (tmp_path / "split.json").exists()
 
 
@@ -243,8 +286,9 @@ def test_a_bad_image_stops_preprocess_naming_it_or_is_skipped(pipeline, tmp_path
     victim = root / Path(csv_path).relative_to("CheXpert-v1.0-small")
     victim.write_bytes(change(victim.read_bytes()))
     params = write_params(tmp_path, data__root=str(root), preprocess__max_file_bytes=200_000)
-    result = run_stage(["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"),
-                        "--params", str(params)], tmp_path)
+    result = run_stage(
+        ["stages.preprocess", str(tmp_path / "store"), str(tmp_path / "m.json"), "--params", str(params)], tmp_path
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and errors[0].startswith(f"error: preprocess: {victim}: ") and message in errors[0]
@@ -269,23 +313,47 @@ def test_preprocess_on_a_full_disk_is_one_clear_error_and_leaves_nothing(pipelin
         resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
     params = write_params(tmp_path, data__root=str(pipeline / "ds/CheXpert-v1.0-small"), preprocess__image_size=64)
-    result = subprocess.run([sys.executable, "-m", "stages.preprocess", str(tmp_path / "store"),
-                             str(tmp_path / "m.json"), "--params", str(params)], cwd=tmp_path, capture_output=True,
-                            text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, preexec_fn=full_disk)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.preprocess",
+            str(tmp_path / "store"),
+            str(tmp_path / "m.json"),
+            "--params",
+            str(params),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        preexec_fn=full_disk,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: preprocess: {tmp_path / 'store'}: cannot write it (File too large); the previous output, if any, "
-        "is left as it was")
+        "is left as it was"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 STUDY = {
-    "pretrain": {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
-                 "simclr": {"hidden_dim": 32, "dim": 16}},
+    "pretrain": {
+        "common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
+        "simclr": {"hidden_dim": 32, "dim": 16},
+    },
     "baselines": ["random"],
     "inits": ["random", "simclr"],
-    "finetune": {"protocol": "full", "protocol_by_pct": {10: "linear"}, "epochs": 2, "min_steps": 2,
-                 "linear_epochs": 2, "linear_min_steps": 2, "batch_size": 8, "evaluations": 2},
+    "finetune": {
+        "protocol": "full",
+        "protocol_by_pct": {10: "linear"},
+        "epochs": 2,
+        "min_steps": 2,
+        "linear_epochs": 2,
+        "linear_min_steps": 2,
+        "batch_size": 8,
+        "evaluations": 2,
+    },
     "evaluate": {"bootstrap": 20},
 }
 
@@ -299,18 +367,49 @@ def study(pipeline):
     params.write_text(yaml.safe_dump(merged(yaml.safe_load(params.read_text()), STUDY)))
     p = ["--params", str(params)]
     f = pipeline
-    pretrain.main(["--method", "simclr", str(f / "store"), str(f / "splits/pretrain.csv"), str(f / "models/simclr.pt"),
-                   str(f / "metrics/pretrain/simclr.json"), str(f / "plots/pretrain/simclr.csv"),
-                   "--checkpoints", str(f / "checkpoints"), *p])
+    pretrain.main(
+        [
+            "--method",
+            "simclr",
+            str(f / "store"),
+            str(f / "splits/pretrain.csv"),
+            str(f / "models/simclr.pt"),
+            str(f / "metrics/pretrain/simclr.json"),
+            str(f / "plots/pretrain/simclr.csv"),
+            "--checkpoints",
+            str(f / "checkpoints"),
+            *p,
+        ]
+    )
     baseline.main(["--init", "random", str(f / "models/random.pt"), *p])
     for init in ("random", "simclr"):
         for pct in (10, 100):
             cell = f"{init}-{pct}"
-            finetune.main(["--cell", cell, str(f / "store"), str(f / "splits"), str(f / f"models/{init}.pt"),
-                           str(f / f"finetune/{cell}"), str(f / f"metrics/finetune/{cell}.json"),
-                           str(f / f"plots/finetune/{cell}.csv"), "--checkpoints", str(f / "checkpoints"), *p])
-    evaluate.main([str(f / "splits"), str(f / "finetune"), str(f / "metrics/evaluate.json"),
-                   str(f / "metrics/evaluate_per_class.csv"), str(f / "plots/evaluate"), *p])
+            finetune.main(
+                [
+                    "--cell",
+                    cell,
+                    str(f / "store"),
+                    str(f / "splits"),
+                    str(f / f"models/{init}.pt"),
+                    str(f / f"finetune/{cell}"),
+                    str(f / f"metrics/finetune/{cell}.json"),
+                    str(f / f"plots/finetune/{cell}.csv"),
+                    "--checkpoints",
+                    str(f / "checkpoints"),
+                    *p,
+                ]
+            )
+    evaluate.main(
+        [
+            str(f / "splits"),
+            str(f / "finetune"),
+            str(f / "metrics/evaluate.json"),
+            str(f / "metrics/evaluate_per_class.csv"),
+            str(f / "plots/evaluate"),
+            *p,
+        ]
+    )
     return f
 
 
@@ -320,15 +419,26 @@ def test_study_writes_what_the_design_promises(study):
     for init in metrics:
         assert set(metrics[init]) == {"10", "100"}
         for cell in metrics[init].values():
-            for key in ("auroc_macro", "auroc_5", "ap_macro", "f1_macro", "kappa_macro", "val_auroc_macro",
-                        "val_auroc_5", "val_ap_macro"):
+            for key in (
+                "auroc_macro",
+                "auroc_5",
+                "ap_macro",
+                "f1_macro",
+                "kappa_macro",
+                "val_auroc_macro",
+                "val_auroc_5",
+                "val_ap_macro",
+            ):
                 assert key in cell and f"{key}_low" in cell and f"{key}_high" in cell
             assert cell["val_images"] == len(pd.read_csv(study / "splits/val.csv"))
         # finetune.protocol_by_pct ran 10% with the frozen backbone, the rest end to end
         assert metrics[init]["10"]["protocol"] == "linear" and metrics[init]["100"]["protocol"] == "full"
         for pct, protocol in (("10", "linear"), ("100", "full")):
             assert json.loads((study / f"finetune/{init}-{pct}/cell.json").read_text()) == {
-                "init": init, "pct": int(pct), "protocol": protocol}
+                "init": init,
+                "pct": int(pct),
+                "protocol": protocol,
+            }
             assert json.loads((study / f"metrics/finetune/{init}-{pct}.json").read_text())["protocol"] == protocol
     per_class = pd.read_csv(study / "metrics/evaluate_per_class.csv")
     assert len(per_class) == 4 * len(CLASSES)
@@ -340,7 +450,11 @@ def test_study_writes_what_the_design_promises(study):
         assert list(efficiency["pct"]) == [10, 100] and {"random", "simclr", "simclr_low"} <= set(efficiency.columns)
     for folder in ("roc", "pr"):
         assert sorted(p.name for p in (plots / "curves" / folder).iterdir()) == [
-            "random-10.csv", "random-100.csv", "simclr-10.csv", "simclr-100.csv"]
+            "random-10.csv",
+            "random-100.csv",
+            "simclr-10.csv",
+            "simclr-100.csv",
+        ]
     assert (plots / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
     predictions = pd.read_csv(study / "finetune/simclr-10/predictions.csv")
     assert set(predictions["split"]) == {"val", "test"}
@@ -360,21 +474,48 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
     shutil.copytree(study / "splits", tmp_path / "splits")
     test = pd.read_csv(tmp_path / "splits/test.csv")
     test.drop(columns=list(CLASSES)).to_csv(tmp_path / "splits/test.csv", index=False)  # no test labels at all
-    finetune.main(["--cell", "random-10", str(study / "store"), str(tmp_path / "splits"), str(study / "models/random.pt"),
-                   str(tmp_path / "out"), str(tmp_path / "m.json"), str(tmp_path / "p.csv"),
-                   "--params", str(study / "params.yaml"), "--checkpoints", str(tmp_path / "ck")])
+    finetune.main(
+        [
+            "--cell",
+            "random-10",
+            str(study / "store"),
+            str(tmp_path / "splits"),
+            str(study / "models/random.pt"),
+            str(tmp_path / "out"),
+            str(tmp_path / "m.json"),
+            str(tmp_path / "p.csv"),
+            "--params",
+            str(study / "params.yaml"),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+        ]
+    )
     again = pd.read_csv(tmp_path / "out/predictions.csv")
     first = pd.read_csv(study / "finetune/random-10/predictions.csv")
     pd.testing.assert_frame_equal(again, first)  # the same model and predictions as with labels present
 
 
 def test_missing_initial_backbone_is_one_clear_error(study, tmp_path):
-    result = run_stage(["stages.finetune", "--cell", "moco-10", str(study / "store"), str(study / "splits"),
-                        str(tmp_path / "moco.pt"), str(tmp_path / "out"), str(tmp_path / "m.json"),
-                        str(tmp_path / "p.csv"), "--params", str(study / "params.yaml")], tmp_path)
+    result = run_stage(
+        [
+            "stages.finetune",
+            "--cell",
+            "moco-10",
+            str(study / "store"),
+            str(study / "splits"),
+            str(tmp_path / "moco.pt"),
+            str(tmp_path / "out"),
+            str(tmp_path / "m.json"),
+            str(tmp_path / "p.csv"),
+            "--params",
+            str(study / "params.yaml"),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().endswith(f"{tmp_path / 'moco.pt'}: missing; run the stage that writes it "
-                                          "(pretrain@<method> or baseline@<init>)")
+    assert result.stderr.strip().endswith(
+        f"{tmp_path / 'moco.pt'}: missing; run the stage that writes it (pretrain@<method> or baseline@<init>)"
+    )
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
 
 
@@ -382,9 +523,13 @@ def test_imagenet_init_without_cached_weights_says_how_to_provide_them(study, tm
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["pretrain"]["common"]["backbone"] = "resnet18"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "stages.baseline", "--init", "imagenet", str(tmp_path / "imagenet.pt")],
-                            cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.baseline", "--init", "imagenet", str(tmp_path / "imagenet.pt")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path)},
+    )
     assert result.returncode == 1
     assert "ImageNet weights for resnet18 are not at" in result.stderr
     assert "download https://download.pytorch.org/models/resnet18" in result.stderr
@@ -396,12 +541,23 @@ def test_evaluate_names_a_missing_cell(study, tmp_path):
 
     shutil.copytree(study / "finetune", tmp_path / "finetune")
     shutil.rmtree(tmp_path / "finetune/simclr-10")
-    result = run_stage(["stages.evaluate", str(study / "splits"), str(tmp_path / "finetune"),
-                        str(tmp_path / "e.json"), str(tmp_path / "pc.csv"), str(tmp_path / "plots"),
-                        "--params", str(study / "params.yaml")], tmp_path)
+    result = run_stage(
+        [
+            "stages.evaluate",
+            str(study / "splits"),
+            str(tmp_path / "finetune"),
+            str(tmp_path / "e.json"),
+            str(tmp_path / "pc.csv"),
+            str(tmp_path / "plots"),
+            "--params",
+            str(study / "params.yaml"),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().endswith(f"{tmp_path / 'finetune/simclr-10/predictions.csv'}: missing; "
-                                          "run finetune@simclr-10 first")
+    assert result.stderr.strip().endswith(
+        f"{tmp_path / 'finetune/simclr-10/predictions.csv'}: missing; run finetune@simclr-10 first"
+    )
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "plots").exists()
 
 
@@ -413,8 +569,18 @@ def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(
     params = yaml.safe_load((study / "params.yaml").read_text())
     params = merged(params, {"gradcam": {"pct": 100, "per_class": 1, "real_images": str(nih)}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    gradcam.main([str(study / "store"), str(study / "splits"), str(study / "finetune"), str(tmp_path / "g.json"),
-                  str(tmp_path / "plots"), str(tmp_path / "grid.jpg"), "--params", str(tmp_path / "params.yaml")])
+    gradcam.main(
+        [
+            str(study / "store"),
+            str(study / "splits"),
+            str(study / "finetune"),
+            str(tmp_path / "g.json"),
+            str(tmp_path / "plots"),
+            str(tmp_path / "grid.jpg"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ]
+    )
     metrics = json.loads((tmp_path / "g.json").read_text())
     assert set(metrics) == {"random", "simclr", "center_prior"}
     regions = pd.read_csv(study / "ds/CheXpert-v1.0-small/regions.csv")
@@ -427,8 +593,10 @@ def test_gradcam_scores_every_init_on_the_regions_and_overlays_real_radiographs(
         for init in metrics:  # the Wilson 95% interval, from its formula
             p, n = metrics[init][name]["pointing_game"], cell["n"]
             z = 1.959964
-            centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * np.sqrt(
-                p * (1 - p) / n + z * z / (4 * n * n))
+            centre, half = (
+                (p + z * z / (2 * n)) / (1 + z * z / n),
+                z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)),
+            )
             assert metrics[init][name]["pointing_game_low"] == pytest.approx(centre - half, abs=1e-4)
             assert metrics[init][name]["pointing_game_high"] == pytest.approx(centre + half, abs=1e-4)
     overlays = sorted(p.name for p in (tmp_path / "plots/simclr").iterdir())
@@ -441,9 +609,20 @@ def test_gradcam_needs_a_trained_label_percent(study, tmp_path):
     params = yaml.safe_load((study / "params.yaml").read_text())
     params = merged(params, {"gradcam": {"pct": 50}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage(["stages.gradcam", str(study / "store"), str(study / "splits"), str(study / "finetune"),
-                        str(tmp_path / "g.json"), str(tmp_path / "plots"), str(tmp_path / "grid.jpg"),
-                        "--params", str(tmp_path / "params.yaml")], tmp_path)
+    result = run_stage(
+        [
+            "stages.gradcam",
+            str(study / "store"),
+            str(study / "splits"),
+            str(study / "finetune"),
+            str(tmp_path / "g.json"),
+            str(tmp_path / "plots"),
+            str(tmp_path / "grid.jpg"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().endswith("params: gradcam.pct is 50; expected one of label_percents [10, 100]")
     assert not (tmp_path / "g.json").exists() and not (tmp_path / "plots").exists()
@@ -455,13 +634,35 @@ def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_p
 
     nih = sample_file("nih-cxr14-sample")
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params = merged(params, {"evaluate": {"bootstrap": 20, "cross_dataset": {
-        "source": "nih", "root": str(nih), "train_csv": "Data_Entry_2017_subset.csv", "test_csv": None,
-        "skip_invalid": False}}})
+    params = merged(
+        params,
+        {
+            "evaluate": {
+                "bootstrap": 20,
+                "cross_dataset": {
+                    "source": "nih",
+                    "root": str(nih),
+                    "train_csv": "Data_Entry_2017_subset.csv",
+                    "test_csv": None,
+                    "skip_invalid": False,
+                },
+            }
+        },
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    evaluate.main([str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"), str(tmp_path / "pc.csv"),
-                   str(tmp_path / "plots"), "--cross-dataset-metrics", str(tmp_path / "x.json"),
-                   "--params", str(tmp_path / "params.yaml")])
+    evaluate.main(
+        [
+            str(study / "splits"),
+            str(study / "finetune"),
+            str(tmp_path / "e.json"),
+            str(tmp_path / "pc.csv"),
+            str(tmp_path / "plots"),
+            "--cross-dataset-metrics",
+            str(tmp_path / "x.json"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ]
+    )
     crossed = json.loads((tmp_path / "x.json").read_text())
     assert crossed["dataset"]["source"] == "nih" and crossed["dataset"]["test_images"] == 150
     assert crossed["dataset"]["n_skipped"] == 0
@@ -477,15 +678,41 @@ def test_cross_dataset_scores_the_phantom_models_on_real_nih_images(study, tmp_p
 
 def test_cross_dataset_parameter_errors_name_their_key(study, tmp_path):
     params = yaml.safe_load((study / "params.yaml").read_text())
-    params = merged(params, {"evaluate": {"bootstrap": 20, "cross_dataset": {
-        "source": "mimic", "root": "x", "train_csv": "a.csv", "test_csv": None, "skip_invalid": False}}})
+    params = merged(
+        params,
+        {
+            "evaluate": {
+                "bootstrap": 20,
+                "cross_dataset": {
+                    "source": "mimic",
+                    "root": "x",
+                    "train_csv": "a.csv",
+                    "test_csv": None,
+                    "skip_invalid": False,
+                },
+            }
+        },
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage(["stages.evaluate", str(study / "splits"), str(study / "finetune"), str(tmp_path / "e.json"),
-                        str(tmp_path / "pc.csv"), str(tmp_path / "plots"), "--cross-dataset-metrics",
-                        str(tmp_path / "x.json"), "--params", str(tmp_path / "params.yaml")], tmp_path)
+    result = run_stage(
+        [
+            "stages.evaluate",
+            str(study / "splits"),
+            str(study / "finetune"),
+            str(tmp_path / "e.json"),
+            str(tmp_path / "pc.csv"),
+            str(tmp_path / "plots"),
+            "--cross-dataset-metrics",
+            str(tmp_path / "x.json"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().endswith("params: evaluate.cross_dataset.source is 'mimic'; "
-                                          "expected one of phantoms, chexpert, nih")
+    assert result.stderr.strip().endswith(
+        "params: evaluate.cross_dataset.source is 'mimic'; expected one of phantoms, chexpert, nih"
+    )
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "x.json").exists()
 
 
@@ -495,22 +722,41 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
     import torch
 
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params = merged(params, {"pretrain": {"common": {"backbone": "resnet10", "epochs": 8, "batch_size": 8,
-                                                     "probe_images": 16},
-                                          "simclr": {"hidden_dim": 32, "dim": 16}}})
+    params = merged(
+        params,
+        {
+            "pretrain": {
+                "common": {"backbone": "resnet10", "epochs": 8, "batch_size": 8, "probe_images": 16},
+                "simclr": {"hidden_dim": 32, "dim": 16},
+            }
+        },
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     def command(name):
-        return [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"),
-                str(pipeline / "splits/pretrain.csv"), str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}.json"),
-                str(tmp_path / f"{name}.csv"), "--checkpoints", str(tmp_path / f"ck-{name}"),
-                "--params", str(tmp_path / "params.yaml")]
+        return [
+            sys.executable,
+            "-m",
+            "stages.pretrain",
+            "--method",
+            "simclr",
+            str(pipeline / "store"),
+            str(pipeline / "splits/pretrain.csv"),
+            str(tmp_path / f"{name}.pt"),
+            str(tmp_path / f"{name}.json"),
+            str(tmp_path / f"{name}.csv"),
+            "--checkpoints",
+            str(tmp_path / f"ck-{name}"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ]
 
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     assert subprocess.run(command("straight"), cwd=tmp_path, env=env, capture_output=True).returncode == 0
     checkpoint = tmp_path / "ck-killed/pretrain-simclr.ckpt"
-    process = subprocess.Popen(command("killed"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command("killed"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     while not checkpoint.exists() and process.poll() is None:
         time.sleep(0.01)
     process.kill()  # SIGKILL: no handler runs, as when a machine dies
@@ -531,27 +777,70 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     import torch
 
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params = merged(params, {"pretrain": {"common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8,
-                                                     "probe_images": 16},
-                                          "simclr": {"hidden_dim": 32, "dim": 16}},
-                             "finetune": {"protocol": "full", "protocol_by_pct": {}, "epochs": 1, "min_steps": 0,
-                                          "batch_size": 9, "evaluations": 1},
-                             "distributed": {"nproc_per_node": 2}})
+    params = merged(
+        params,
+        {
+            "pretrain": {
+                "common": {"backbone": "resnet10", "epochs": 1, "batch_size": 8, "probe_images": 16},
+                "simclr": {"hidden_dim": 32, "dim": 16},
+            },
+            "finetune": {
+                "protocol": "full",
+                "protocol_by_pct": {},
+                "epochs": 1,
+                "min_steps": 0,
+                "batch_size": 9,
+                "evaluations": 1,
+            },
+            "distributed": {"nproc_per_node": 2},
+        },
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     p = ["--params", str(tmp_path / "params.yaml"), "--checkpoints", str(tmp_path / "ck")]
     pretrain = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"), str(pipeline / "splits/pretrain.csv"),
-         str(tmp_path / "simclr.pt"), str(tmp_path / "simclr.json"), str(tmp_path / "simclr.csv"), *p],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "stages.pretrain",
+            "--method",
+            "simclr",
+            str(pipeline / "store"),
+            str(pipeline / "splits/pretrain.csv"),
+            str(tmp_path / "simclr.pt"),
+            str(tmp_path / "simclr.json"),
+            str(tmp_path / "simclr.csv"),
+            *p,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
     assert "relaunching under torchrun with 2 processes" in pretrain.stdout
     assert pretrain.stdout.count("x 2 processes") == 1  # rank 0 alone reports
     assert torch.load(tmp_path / "simclr.pt", weights_only=True)["method"] == "simclr"
     finetune = subprocess.run(
-        [sys.executable, "-m", "stages.finetune", "--cell", "simclr-100", str(pipeline / "store"), str(pipeline / "splits"),
-         str(tmp_path / "simclr.pt"), str(tmp_path / "cell"), str(tmp_path / "cell.json"), str(tmp_path / "cell.csv"),
-         *p], cwd=tmp_path, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "stages.finetune",
+            "--cell",
+            "simclr-100",
+            str(pipeline / "store"),
+            str(pipeline / "splits"),
+            str(tmp_path / "simclr.pt"),
+            str(tmp_path / "cell"),
+            str(tmp_path / "cell.json"),
+            str(tmp_path / "cell.csv"),
+            *p,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert finetune.returncode == 0, finetune.stderr[-3000:]
     predictions = pd.read_csv(tmp_path / "cell/predictions.csv")
     test = pd.read_csv(pipeline / "splits/test.csv")
@@ -562,8 +851,23 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     params["pretrain"]["common"]["batch_size"] = 7  # not a multiple of the 2 processes: one clear error
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store"), str(pipeline / "splits/pretrain.csv"),
-         str(tmp_path / "bad.pt"), str(tmp_path / "bad.json"), str(tmp_path / "bad.csv"), *p],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "stages.pretrain",
+            "--method",
+            "simclr",
+            str(pipeline / "store"),
+            str(pipeline / "splits/pretrain.csv"),
+            str(tmp_path / "bad.pt"),
+            str(tmp_path / "bad.json"),
+            str(tmp_path / "bad.csv"),
+            *p,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and not (tmp_path / "bad.pt").exists()
     assert "error: pretrain: pretrain.common.batch_size 7 does not split evenly across 2 processes" in bad.stderr

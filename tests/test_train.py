@@ -28,8 +28,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch)
         pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt", torch.device("cpu"))
     assert (tmp_path / "b.ckpt").is_file()
     monkeypatch.setattr(pretraining, "fit", real_fit)
-    resumed, resumed_history, _ = pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt",
-                                           torch.device("cpu"))
+    resumed, resumed_history, _ = pretrain("simclr", images, CONFIG, METHOD, tmp_path / "b.ckpt", torch.device("cpu"))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert [h["loss"] for h in history] == [h["loss"] for h in resumed_history]
@@ -37,10 +36,22 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch)
 
 def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path, capsys):
     images = tiny_images()
-    pretrain("simclr", images, settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1}), METHOD, tmp_path / "c.ckpt",
-             torch.device("cpu"))
-    pretrain("simclr", images, settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1, "lr": 2e-3}), METHOD,
-             tmp_path / "c.ckpt", torch.device("cpu"))
+    pretrain(
+        "simclr",
+        images,
+        settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1}),
+        METHOD,
+        tmp_path / "c.ckpt",
+        torch.device("cpu"),
+    )
+    pretrain(
+        "simclr",
+        images,
+        settings(PretrainConfig, "pretrain.common", **{**CONFIG.__dict__, "epochs": 1, "lr": 2e-3}),
+        METHOD,
+        tmp_path / "c.ckpt",
+        torch.device("cpu"),
+    )
     assert "ignoring" in capsys.readouterr().out
 
 
@@ -53,8 +64,17 @@ def test_non_finite_loss_names_stage_epoch_and_step():
         return model(batch).sum() * 0 + next(steps)
 
     with pytest.raises(TrainingError, match=r"finetune@x: non-finite loss \(nan\) at epoch 1, step 3"):
-        fit(model, loss_fn, batches, 3, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4), 0, torch.device("cpu"), None,
-            stage="finetune@x")
+        fit(
+            model,
+            loss_fn,
+            batches,
+            3,
+            settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4),
+            0,
+            torch.device("cpu"),
+            None,
+            stage="finetune@x",
+        )
 
 
 def test_non_finite_gradient_with_a_finite_loss_is_an_error():
@@ -68,8 +88,17 @@ def test_non_finite_gradient_with_a_finite_loss_is_an_error():
         yield torch.ones(2, 2), 2
 
     with pytest.raises(TrainingError, match=r"pretrain@x: non-finite gradient at epoch 1, step 1 .*loss was 0"):
-        fit(model, loss_fn, batches, 1, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=2), 0, torch.device("cpu"),
-            None, "pretrain@x")
+        fit(
+            model,
+            loss_fn,
+            batches,
+            1,
+            settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=2),
+            0,
+            torch.device("cpu"),
+            None,
+            "pretrain@x",
+        )
 
 
 def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
@@ -81,8 +110,17 @@ def test_fit_trains_in_channels_last_and_its_weights_load_into_a_plain_model():
     def batches(generator):
         yield images, len(images)
 
-    fit(model, lambda x: model(x).float().pow(2).mean(), batches, 1, settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=8),
-        0, torch.device("cpu"), None, "test")
+    fit(
+        model,
+        lambda x: model(x).float().pow(2).mean(),
+        batches,
+        1,
+        settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=8),
+        0,
+        torch.device("cpu"),
+        None,
+        "test",
+    )
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     plain, _ = build_backbone("resnet10")
     plain.load_state_dict(model.state_dict())
@@ -125,6 +163,5 @@ def test_tiny_runs_get_a_schedule(steps):
     model = torch.nn.Linear(2, 1)
     batches = lambda g: [(torch.ones(4, 2), 4)] * steps  # noqa: E731
     config = settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4, warmup=0.1)
-    history = fit(model, lambda x: model(x).pow(2).mean(), batches, steps, config, 0, torch.device("cpu"), None,
-                  "t")
+    history = fit(model, lambda x: model(x).pow(2).mean(), batches, steps, config, 0, torch.device("cpu"), None, "t")
     assert len(history) == 1 and history[0]["lr"] >= 0

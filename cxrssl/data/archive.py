@@ -35,8 +35,15 @@ _MEMBER = re.compile(re.escape(SUFFIX + SEP), re.IGNORECASE)
 _JUNK_TOPS = ("__MACOSX",)  # what macOS's archiver adds beside the real top folder
 
 #: What reading a damaged or unsupported member raises (CRC, inflate, encryption, truncation).
-_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, RuntimeError, EOFError, NotImplementedError,
-                  ValueError)
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    RuntimeError,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+)
 
 _handles: dict[tuple[int, str], tuple[tuple[int, int, int], zipfile.ZipFile]] = {}
 
@@ -47,7 +54,7 @@ def split(ref: str | Path) -> tuple[str, str] | None:
     found = _MEMBER.search(text)
     if found is None:
         return None
-    return text[:found.start() + len(SUFFIX)], text[found.end():].lstrip("/")
+    return text[: found.start() + len(SUFFIX)], text[found.end() :].lstrip("/")
 
 
 def is_archive(path: str | Path) -> bool:
@@ -151,8 +158,10 @@ def read_bytes(ref: str | Path, max_bytes: int | None = None) -> bytes:
 
 def _check_size(ref: str | Path, size: int, max_bytes: int | None) -> None:
     if max_bytes is not None and size > max_bytes:
-        raise DataError(f"{ref}: {size:,} bytes{' once inflated' if split(ref) else ''}, more than the "
-                        f"{max_bytes:,} allowed (preprocess.max_file_bytes)")
+        raise DataError(
+            f"{ref}: {size:,} bytes{' once inflated' if split(ref) else ''}, more than the "
+            f"{max_bytes:,} allowed (preprocess.max_file_bytes)"
+        )
 
 
 def open_binary(ref: str | Path, max_bytes: int | None = None) -> BinaryIO:

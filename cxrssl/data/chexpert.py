@@ -89,14 +89,17 @@ def read_csv_rows(path: Path, report: Report) -> pd.DataFrame:
     except (OSError, EOFError) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
     if report.max_bytes is not None and len(data) > report.max_bytes:
-        raise DataError(f"{path}: {len(data):,} bytes once decompressed, more than the {report.max_bytes:,} "
-                        "allowed (preprocess.max_file_bytes)")
+        raise DataError(
+            f"{path}: {len(data):,} bytes once decompressed, more than the {report.max_bytes:,} "
+            "allowed (preprocess.max_file_bytes)"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the table "
-                        "as UTF-8") from None
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the table as UTF-8"
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -111,8 +114,9 @@ def read_csv_rows(path: Path, report: Report) -> pd.DataFrame:
             if not row or all(not cell.strip() for cell in row):
                 continue  # blank line
             if len(row) != len(header):
-                problems.append(Problem(str(path), reader.line_num,
-                                        f"{len(row)} fields where the header has {len(header)}"))
+                problems.append(
+                    Problem(str(path), reader.line_num, f"{len(row)} fields where the header has {len(header)}")
+                )
                 continue
             rows.append(row)
             lines.append(reader.line_num)
@@ -175,8 +179,11 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     labels, bad_label = parse_labels(path, frame)
 
     def label_reason(row: pd.Series) -> str:
-        bad = [f"{c}={row[c]!r}" for c in CLASSES
-               if row[c].strip() != "" and pd.to_numeric(row[c].strip(), errors="coerce") not in LABEL_VALUES]
+        bad = [
+            f"{c}={row[c]!r}"
+            for c in CLASSES
+            if row[c].strip() != "" and pd.to_numeric(row[c].strip(), errors="coerce") not in LABEL_VALUES
+        ]
         return f"unknown label value {', '.join(bad)}; expected 1.0, 0.0, -1.0 or blank"
 
     ids = frame["Path"].str.extract(PATH_PATTERN)
@@ -191,8 +198,11 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     duplicate = inside.duplicated().to_numpy() & ~inside.isna().to_numpy()  # the same file, however spelled
 
     checks = [
-        (bad_path, lambda r: f"Path {r['Path']!r} does not look like "
-                             "'<dataset>/<train|valid>/patientNNNNN/studyN/viewN_frontal.jpg' inside the dataset"),
+        (
+            bad_path,
+            lambda r: f"Path {r['Path']!r} does not look like "
+            "'<dataset>/<train|valid>/patientNNNNN/studyN/viewN_frontal.jpg' inside the dataset",
+        ),
         (bad_label, label_reason),
         (bad_view, lambda r: f"Frontal/Lateral is {r['Frontal/Lateral']!r}; expected Frontal or Lateral"),
         (bad_projection, lambda r: f"AP/PA is {r['AP/PA']!r}; expected AP, PA, LL, RL or blank"),
@@ -256,8 +266,10 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
         (``archive.zip::member`` inside an archive).
     """
     if not (root.is_dir() or (archive.is_archive(root) and root.is_file())):
-        raise DataError(f"data.root: {root} is not a folder or a .zip file (expected a CheXpert dataset, "
-                        "such as the folder CheXpert-v1.0-small or CheXpert-v1.0-small.zip)")
+        raise DataError(
+            f"data.root: {root} is not a folder or a .zip file (expected a CheXpert dataset, "
+            "such as the folder CheXpert-v1.0-small or CheXpert-v1.0-small.zip)"
+        )
     root = archive.dataset_root(root, train_csv)
     tables = [("train", train_csv)] + ([("test", test_csv)] if test_csv else [])
     frames = []
@@ -266,17 +278,22 @@ def read_dataset(root: Path, train_csv: str, test_csv: str | None, report: Repor
             raise DataError(f"data.{origin}_csv: {root / name}: no such file")
         table = read_table(root / name, report)
         if table.empty:
-            raise DataError(f"data.{origin}_csv: {root / name}: no valid rows ({len(report.problems)} skipped); "
-                            "a table needs at least one image")
+            raise DataError(
+                f"data.{origin}_csv: {root / name}: no valid rows ({len(report.problems)} skipped); "
+                "a table needs at least one image"
+            )
         table["origin"] = origin
         table["table"] = str(root / name)
         frames.append(table)
     frame = pd.concat(frames, ignore_index=True)
     duplicate = frame["Path"].map(relative_path).duplicated(keep="first").to_numpy()
     if duplicate.any():
-        report.add([Problem(str(root / test_csv), int(row["line"]),
-                            f"Path {row['Path']!r} is also in {train_csv}")
-                    for _, row in frame[duplicate].iterrows()])
+        report.add(
+            [
+                Problem(str(root / test_csv), int(row["line"]), f"Path {row['Path']!r} is also in {train_csv}")
+                for _, row in frame[duplicate].iterrows()
+            ]
+        )
         frame = frame[~duplicate].reset_index(drop=True)
     if frame.empty:
         names = " and ".join(str(root / name) for _, name in tables)

@@ -41,8 +41,16 @@ from cxrssl.params import require
 DENOISERS = ("none", "median", "bilateral", "nlm")
 
 #: Leading bytes of the formats read here, and of the ones most often found under their names.
-_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
-          b"BM": "BMP", b"GIF8": "GIF", b"RIFF": "RIFF (WebP)", b"\x00\x00\x00\x0cjP": "JPEG 2000"}
+_MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+    b"GIF8": "GIF",
+    b"RIFF": "RIFF (WebP)",
+    b"\x00\x00\x00\x0cjP": "JPEG 2000",
+}
 
 
 def image_format(data: bytes) -> str | None:
@@ -83,8 +91,10 @@ def load_gray(path: str | Path, max_bytes: int, max_pixels: int, target: int | N
     elif kind == "PNG":
         image = _decode_png(path, data, max_pixels)
     else:
-        raise DataError(f"{path}: {'a ' + kind + ' file' if kind else 'not an image file'}, not a JPEG or PNG "
-                        f"image (the content decides, not the name)")
+        raise DataError(
+            f"{path}: {'a ' + kind + ' file' if kind else 'not an image file'}, not a JPEG or PNG "
+            f"image (the content decides, not the name)"
+        )
     return _to_gray_uint8(image)
 
 
@@ -92,8 +102,10 @@ def _check_pixels(path, height: int, width: int, max_pixels: int) -> None:
     if height < 1 or width < 1:
         raise DataError(f"{path}: the header declares a {width} x {height} image")
     if height * width > max_pixels:
-        raise DataError(f"{path}: the header declares {width} x {height} = {width * height:,} pixels, more than "
-                        f"the {max_pixels:,} allowed (preprocess.max_image_pixels)")
+        raise DataError(
+            f"{path}: the header declares {width} x {height} = {width * height:,} pixels, more than "
+            f"the {max_pixels:,} allowed (preprocess.max_image_pixels)"
+        )
 
 
 def _decode_jpeg(path, data: bytes, max_pixels: int, target: int | None) -> np.ndarray:
@@ -106,8 +118,9 @@ def _decode_jpeg(path, data: bytes, max_pixels: int, target: int | None) -> np.n
     while target is not None and reduce < 8 and min(height, width) >= 4 * reduce * target:
         reduce *= 2
     try:  # strict: a decoder warning (data cut short, corrupt entropy data) is an error
-        image = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_height=-(-height // reduce),
-                                       min_width=-(-width // reduce))
+        image = simplejpeg.decode_jpeg(
+            data, colorspace="GRAY", strict=True, min_height=-(-height // reduce), min_width=-(-width // reduce)
+        )
     except ValueError as error:
         raise DataError(f"{path}: truncated or corrupt JPEG (libjpeg: {error})") from None
     return image[:, :, 0]
@@ -178,9 +191,7 @@ class PreprocessConfig:
         require(1 <= self.clahe_tile_grid <= 64, "preprocess.clahe_tile_grid", self.clahe_tile_grid, "1 to 64")
         require(self.workers >= 0, "preprocess.workers", self.workers, "0 (all cores) or more")
         require(self.max_file_bytes >= 1, "preprocess.max_file_bytes", self.max_file_bytes, "a positive integer")
-        require(self.max_image_pixels >= 1, "preprocess.max_image_pixels", self.max_image_pixels,
-                "a positive integer")
-
+        require(self.max_image_pixels >= 1, "preprocess.max_image_pixels", self.max_image_pixels, "a positive integer")
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -111,7 +111,7 @@ def derive(table: pd.DataFrame) -> dict:
 
     # Within-patient resemblance: the same class in consecutive studies of a patient.
     ordered = studies.sort_values(["patient", "study"])
-    same_patient = (ordered["patient"].to_numpy()[1:] == ordered["patient"].to_numpy()[:-1])
+    same_patient = ordered["patient"].to_numpy()[1:] == ordered["patient"].to_numpy()[:-1]
     seq = ordered[list(PATHOLOGIES)].isin([POSITIVE, UNCERTAIN]).to_numpy()
     first, second = seq[:-1][same_patient], seq[1:][same_patient]
     rhos, weights = [], []
@@ -144,8 +144,7 @@ def derive(table: pd.DataFrame) -> dict:
         "patient_rho": round(patient_rho, 4),
         "p_no_finding_given_none": round(p_no_finding_given_none, 4),
         "views_per_study": {k: int(v) for k, v in views.value_counts().items()},
-        "p_ap_given_frontal": float((frontal["AP/PA"] == "AP").mean()
-                                    / frontal["AP/PA"].isin(["AP", "PA"]).mean()),
+        "p_ap_given_frontal": float((frontal["AP/PA"] == "AP").mean() / frontal["AP/PA"].isin(["AP", "PA"]).mean()),
         "studies_per_patient": {str(k): int(v) for k, v in per_patient.value_counts().sort_index().items()},
         "sex": {k: round(float(v), 5) for k, v in sex.items()},
         "age_histogram": {str(k): int(v) for k, v in first_age.value_counts().sort_index().items()},

@@ -36,16 +36,30 @@ from cxrssl.errors import DataError
 
 #: NIH finding -> CheXpert class; "No Finding" is "No Finding" in both.
 NIH_TO_CHEXPERT: dict[str, str] = {
-    "Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly", "Consolidation": "Consolidation",
-    "Edema": "Edema", "Effusion": "Pleural Effusion", "Pneumonia": "Pneumonia", "Pneumothorax": "Pneumothorax",
-    "Mass": "Lung Lesion", "Nodule": "Lung Lesion", "No Finding": "No Finding",
+    "Atelectasis": "Atelectasis",
+    "Cardiomegaly": "Cardiomegaly",
+    "Consolidation": "Consolidation",
+    "Edema": "Edema",
+    "Effusion": "Pleural Effusion",
+    "Pneumonia": "Pneumonia",
+    "Pneumothorax": "Pneumothorax",
+    "Mass": "Lung Lesion",
+    "Nodule": "Lung Lesion",
+    "No Finding": "No Finding",
 }
 #: NIH's findings without a CheXpert class.
 NIH_UNMAPPED: tuple[str, ...] = ("Infiltration", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
 #: The CheXpert classes NIH labels.
 NIH_CLASSES: tuple[str, ...] = tuple(c for c in CLASSES if c in set(NIH_TO_CHEXPERT.values()))
-NIH_COLUMNS: tuple[str, ...] = ("Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
-                                "Patient Gender", "View Position")
+NIH_COLUMNS: tuple[str, ...] = (
+    "Image Index",
+    "Finding Labels",
+    "Follow-up #",
+    "Patient ID",
+    "Patient Age",
+    "Patient Gender",
+    "View Position",
+)
 SEX = {"M": "Male", "F": "Female"}
 _AGE = re.compile(r"^\s*(\d+)\s*([YMD]?)\s*$")  # v2020: "58"; 2017: "058Y", "011M", "020D"
 
@@ -93,8 +107,10 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     frame = read_csv_rows(path, report)
     missing = [c for c in NIH_COLUMNS if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; an NIH "
-                        f"ChestX-ray14 table (Data_Entry_2017_v2020.csv) has the columns {', '.join(NIH_COLUMNS)}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; an NIH "
+            f"ChestX-ray14 table (Data_Entry_2017_v2020.csv) has the columns {', '.join(NIH_COLUMNS)}"
+        )
     labels, bad_label = map_labels(frame["Finding Labels"])
     name = frame["Image Index"].str.strip()
     bad_name = ~name.str.fullmatch(r"[\w.-]+\.png", case=False).to_numpy()
@@ -106,18 +122,27 @@ def read_table(path: Path, report: Report) -> pd.DataFrame:
     duplicate = name.duplicated().to_numpy()
     checks = [
         (bad_name, lambda r: f"Image Index {r['Image Index']!r} is not an image file name like '00000001_000.png'"),
-        (bad_label, lambda r: f"Finding Labels {r['Finding Labels']!r}: expected '|'-separated NIH findings "
-                              f"({', '.join(sorted(set(NIH_TO_CHEXPERT) | set(NIH_UNMAPPED)))}) or 'No Finding' "
-                              "alone"),
+        (
+            bad_label,
+            lambda r: f"Finding Labels {r['Finding Labels']!r}: expected '|'-separated NIH findings "
+            f"({', '.join(sorted(set(NIH_TO_CHEXPERT) | set(NIH_UNMAPPED)))}) or 'No Finding' "
+            "alone",
+        ),
         (bad_ids, lambda r: f"Patient ID {r['Patient ID']!r} / Follow-up # {r['Follow-up #']!r}: expected integers"),
         (bad_view, lambda r: f"View Position is {r['View Position']!r}; expected PA or AP"),
         (duplicate, lambda r: f"Image Index {r['Image Index']!r} appears more than once"),
     ]
     bad_any = apply_checks(path, frame, checks, report)
 
-    out = pd.DataFrame({"Path": name, "Sex": frame["Patient Gender"].str.strip().map(SEX).fillna("Unknown"),
-                        "Age": [_age(a) for a in frame["Patient Age"]], "Frontal/Lateral": "Frontal",
-                        "AP/PA": view})
+    out = pd.DataFrame(
+        {
+            "Path": name,
+            "Sex": frame["Patient Gender"].str.strip().map(SEX).fillna("Unknown"),
+            "Age": [_age(a) for a in frame["Patient Age"]],
+            "Frontal/Lateral": "Frontal",
+            "AP/PA": view,
+        }
+    )
     out[list(CLASSES)] = labels
     ids = patient.fillna(-1).astype(int)
     out["patient"] = [f"nih{p:08d}" for p in ids]
@@ -182,8 +207,12 @@ def read_dataset(root: Path, table: str, test_list: str | None, report: Report) 
     if missing.any():
         if not images:
             raise DataError(f"{root}: no images/ folder (or images_NNN/images/) with NIH's PNG files")
-        report.add([Problem(str(path), int(row["line"]), f"image {row['Path']!r} is not in {root}/images*/")
-                    for _, row in frame[missing].iterrows()])
+        report.add(
+            [
+                Problem(str(path), int(row["line"]), f"image {row['Path']!r} is not in {root}/images*/")
+                for _, row in frame[missing].iterrows()
+            ]
+        )
         frame = frame[~missing].reset_index(drop=True)
     if frame.empty:
         raise DataError(f"{path}: no valid rows ({len(report.problems)} skipped)")

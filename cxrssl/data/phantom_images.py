@@ -33,11 +33,10 @@ from cxrssl.data.schema import CLASSES, SEX_VALUES
 VIEWS: tuple[str, ...] = ("PA", "AP", "lateral")
 
 _DRAWABLE: tuple[str, ...] = tuple(c for c in CLASSES if c != "No Finding")
-_PARENCHYMAL: tuple[str, ...] = (
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Lung Lesion")
-_SHIFT = 4                   # fixed-point bits for cv2 drawing
+_PARENCHYMAL: tuple[str, ...] = ("Edema", "Consolidation", "Pneumonia", "Atelectasis", "Lung Lesion")
+_SHIFT = 4  # fixed-point bits for cv2 drawing
 _ONE = float(1 << _SHIFT)
-_SIDES = (-1, 1)             # -1: patient's right (image left); +1: patient's left
+_SIDES = (-1, 1)  # -1: patient's right (image left); +1: patient's left
 _STREAMS = ("pose", "noise", "extras")
 _SHARP_DENSITY = 0.7 / 255.0  # density of a full-value device/marker pixel
 
@@ -45,10 +44,19 @@ _SHARP_DENSITY = 0.7 / 255.0  # density of a full-value device/marker pixel
 #: large ``k`` puts many positives near the normal range (conspicuous findings
 #: such as cardiomegaly), small ``k`` keeps intrinsically subtle ones visible.
 _SEVERITY_SHAPE: dict[str, float] = {
-    "Enlarged Cardiomediastinum": 1.6, "Cardiomegaly": 1.8, "Lung Opacity": 0.8,
-    "Lung Lesion": 1.0, "Edema": 1.8, "Consolidation": 1.1, "Pneumonia": 0.8,
-    "Atelectasis": 1.1, "Pneumothorax": 1.5, "Pleural Effusion": 1.8, "Pleural Other": 0.8,
-    "Fracture": 0.6, "Support Devices": 1.8,
+    "Enlarged Cardiomediastinum": 1.6,
+    "Cardiomegaly": 1.8,
+    "Lung Opacity": 0.8,
+    "Lung Lesion": 1.0,
+    "Edema": 1.8,
+    "Consolidation": 1.1,
+    "Pneumonia": 0.8,
+    "Atelectasis": 1.1,
+    "Pneumothorax": 1.5,
+    "Pleural Effusion": 1.8,
+    "Pleural Other": 0.8,
+    "Fracture": 0.6,
+    "Support Devices": 1.8,
 }
 
 
@@ -154,8 +162,7 @@ def sample_patient(rng: np.random.Generator, sex: str, age: int) -> Patient:
     return Patient(
         sex=sex,
         age=age,
-        thorax_half_width=_clip(rng.normal(0.37 if female else 0.385, 0.015)
-                                - (0.02 if child else 0.0), 0.31, 0.43),
+        thorax_half_width=_clip(rng.normal(0.37 if female else 0.385, 0.015) - (0.02 if child else 0.0), 0.31, 0.43),
         thorax_aspect=_clip(rng.normal(1.32 if child else 1.42, 0.07), 1.2, 1.65),
         center_x=float(rng.normal(0.0, 0.012)),
         center_y=_clip(rng.normal(0.44, 0.015), 0.4, 0.48),
@@ -169,8 +176,7 @@ def sample_patient(rng: np.random.Generator, sex: str, age: int) -> Patient:
         dome_left_drop=float(rng.uniform(0.02, 0.06)),
         rib_spacing=_clip(rng.normal(1.0, 0.04), 0.9, 1.1),
         rib_width=_clip(rng.normal(1.0, 0.08), 0.8, 1.2),
-        bone_density=_clip((0.95 if female else 1.05) - bone_loss
-                           + rng.normal(0.0, 0.06), 0.45, 1.25),
+        bone_density=_clip((0.95 if female else 1.05) - bone_loss + rng.normal(0.0, 0.06), 0.45, 1.25),
         soft_tissue=_clip(rng.normal(1.0, 0.08), 0.8, 1.25),
         breast=float(rng.uniform(0.3, 1.0)) if female and age >= 14 else 0.0,
         lung_air=_clip(rng.normal(1.0, 0.06), 0.85, 1.15),
@@ -182,6 +188,7 @@ def sample_patient(rng: np.random.Generator, sex: str, age: int) -> Patient:
 # --------------------------------------------------------------------------
 # Per-image randomness: pose, exposure and one stream per finding.
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Pose:
@@ -236,8 +243,7 @@ def _sample_pose(rng: np.random.Generator, view: str) -> _Pose:
         vessels=float(rng.uniform(0.75, 1.35) * (1.1 if ap else 1.0)),
         marker=int(rng.integers(0, 4)) if rng.random() < 0.7 else -1,
         electrodes=int(rng.integers(2, 7)) if rng.random() < (0.6 if ap else 0.3) else 0,
-        collimation=tuple(float(rng.uniform(0.01, 0.07)) if u < 0.12 else 0.0
-                          for u in rng.random(4)),
+        collimation=tuple(float(rng.uniform(0.01, 0.07)) if u < 0.12 else 0.0 for u in rng.random(4)),
     )
 
 
@@ -249,12 +255,11 @@ class _Finding:
     uncertain: bool
     vis: float
     rng: np.random.Generator
-    side: int = 0                      # set by findings drawn on one side
-    rim: np.ndarray | None = None      # pneumothorax: points bounding the air rim
+    side: int = 0  # set by findings drawn on one side
+    rim: np.ndarray | None = None  # pneumothorax: points bounding the air rim
 
 
-def _plan_findings(findings: Mapping[str, float], contrast: float,
-                   seeds: Mapping[str, int]) -> dict[str, _Finding]:
+def _plan_findings(findings: Mapping[str, float], contrast: float, seeds: Mapping[str, int]) -> dict[str, _Finding]:
     """Validates ``findings`` and draws each one's severity from its stream."""
     plan: dict[str, _Finding] = {}
     for label, value in findings.items():
@@ -284,25 +289,26 @@ def _stream_seeds(rng: np.random.Generator) -> dict[str, int]:
 # Geometry helpers.
 # --------------------------------------------------------------------------
 
+
 class _Frame:
     """Maps thorax coordinates to pixels of the full- and low-resolution canvases.
 
     Pixel coordinates are continuous: pixel ``i`` covers ``[i, i + 1)``.
     """
 
-    def __init__(self, matrix: np.ndarray, height: int, width: int, low: int,
-                 aspect: float, half_width_px: float):
+    def __init__(self, matrix: np.ndarray, height: int, width: int, low: int, aspect: float, half_width_px: float):
         self.matrix = matrix
         self.height, self.width = height, width
         self.lo_height, self.lo_width = -(-height // low), -(-width // low)
         self.sx = self.lo_width / width
         self.sy = self.lo_height / height
-        self.aspect = aspect              # thorax height over half width
-        self.hw_px = half_width_px        # pixels per thorax x unit
+        self.aspect = aspect  # thorax height over half width
+        self.hw_px = half_width_px  # pixels per thorax x unit
         low_matrix = matrix * np.array([[self.sx], [self.sy]])
         self._fixed = {  # (linear part transposed, offset) in cv2 fixed point
             lo: (np.ascontiguousarray(m[:, :2].T * _ONE), (m[:, 2] - 0.5) * _ONE)
-            for lo, m in ((False, matrix), (True, low_matrix))}
+            for lo, m in ((False, matrix), (True, low_matrix))
+        }
 
     def px(self, xy: np.ndarray) -> np.ndarray:
         """Thorax coordinates (n, 2) to continuous full-resolution pixels."""
@@ -328,8 +334,7 @@ class _Frame:
         d = pad * self.hw_px + 1.5 / self.sx
         return (p[:, 0].min() - d, p[:, 1].min() - d, p[:, 0].max() + d, p[:, 1].max() + d)
 
-    def mask_box(self, mask: np.ndarray, pad: float = 1.5
-                 ) -> tuple[float, float, float, float] | None:
+    def mask_box(self, mask: np.ndarray, pad: float = 1.5) -> tuple[float, float, float, float] | None:
         """Pixel bounding box of a low-resolution mask's nonzero pixels.
 
         ``pad`` (low-resolution pixels) covers the blur applied after drawing.
@@ -337,12 +342,10 @@ class _Frame:
         x, y, w, h = cv2.boundingRect(mask)
         if w == 0 or h == 0:
             return None
-        return ((x - pad) / self.sx, (y - pad) / self.sy,
-                (x + w + pad) / self.sx, (y + h + pad) / self.sy)
+        return ((x - pad) / self.sx, (y - pad) / self.sy, (x + w + pad) / self.sx, (y + h + pad) / self.sy)
 
 
-def _make_frame(patient: Patient, pose: _Pose, height: int, width: int,
-                depth_ratio: float = 1.0) -> _Frame:
+def _make_frame(patient: Patient, pose: _Pose, height: int, width: int, depth_ratio: float = 1.0) -> _Frame:
     """Builds the thorax-to-pixel map of one image."""
     unit = min(height, width)
     hw = patient.thorax_half_width * unit * pose.scale * depth_ratio
@@ -358,8 +361,7 @@ def _make_frame(patient: Patient, pose: _Pose, height: int, width: int,
     return _Frame(matrix, height, width, low, th / hw, hw)
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float = 0.0,
-             n: int = 28) -> np.ndarray:
+def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float = 0.0, n: int = 28) -> np.ndarray:
     """Points of an ellipse in thorax coordinates (angle in degrees)."""
     t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     x, y = rx * np.cos(t), ry * np.sin(t)
@@ -376,8 +378,7 @@ def _unit_circle(n: int) -> np.ndarray:
     return circle
 
 
-def _round(frame: _Frame, cx: float, cy: float, r: float, n: int = 28,
-           wobble: np.ndarray | None = None) -> np.ndarray:
+def _round(frame: _Frame, cx: float, cy: float, r: float, n: int = 28, wobble: np.ndarray | None = None) -> np.ndarray:
     """A circle of radius ``r`` x units that is round in pixels."""
     rad = r if wobble is None else (r * wobble)[:, None]
     return _unit_circle(n) * rad * (1.0, 1.0 / frame.aspect) + (cx, cy)
@@ -408,6 +409,7 @@ def _union(a, b):
 # Frontal anatomy.
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class _Anatomy:
     """Frontal geometry of one image, after findings that move structures."""
@@ -430,9 +432,11 @@ def _lung_parts(side: int, dome: float, cp: float) -> tuple[np.ndarray, np.ndarr
     ym = medial_y * np.linspace(1.0, 0.0, 8)[:-1] ** 2
     upper = np.stack([apex_x - (apex_x - medial_x) * np.sqrt(ym / medial_y), ym], axis=1)
     yl = cp * np.linspace(0.0, 1.0, 18) ** 1.6
-    xl = np.where(yl < widest,
-                  apex_x + (1.0 - apex_x) * np.sqrt(np.clip(1.0 - (1.0 - yl / widest) ** 2, 0, 1)),
-                  1.0 - 0.04 * ((yl - widest) / max(cp - widest, 1e-3)) ** 2)
+    xl = np.where(
+        yl < widest,
+        apex_x + (1.0 - apex_x) * np.sqrt(np.clip(1.0 - (1.0 - yl / widest) ** 2, 0, 1)),
+        1.0 - 0.04 * ((yl - widest) / max(cp - widest, 1e-3)) ** 2,
+    )
     outer = np.vstack([upper, np.stack([xl, yl], axis=1)])
     dome_x, cp_x = 0.45, float(xl[-1])
     x1 = np.linspace(cp_x, dome_x, 8)[1:]
@@ -444,8 +448,7 @@ def _lung_parts(side: int, dome: float, cp: float) -> tuple[np.ndarray, np.ndarr
     return outer * sign, poly * sign
 
 
-def _heart_polygon(width: float, right_frac: float, height: float, tilt: float,
-                   center_y: float) -> np.ndarray:
+def _heart_polygon(width: float, right_frac: float, height: float, tilt: float, center_y: float) -> np.ndarray:
     """Cardiac silhouette whose horizontal extent is exactly ``width``."""
     t = np.linspace(0.0, 2.0 * np.pi, 36, endpoint=False)
     rr, rl = width * right_frac, width * (1.0 - right_frac)
@@ -462,17 +465,22 @@ def _heart_polygon(width: float, right_frac: float, height: float, tilt: float,
 def _mediastinum_polygon(half: float, knob: float, extra: float) -> np.ndarray:
     """Mediastinal outline; ``extra`` widens its upper part (y < 0.45)."""
     w = half + extra
-    right = [(-0.3 - extra, -1.5), (-w, 0.0), (-w * 1.05, 0.3), (-half * 0.75, 0.48),
-             (-0.05, 1.4)]
-    left = [(0.05, 1.4), (half * 0.75, 0.48), (w + 0.02, 0.34),
-            (w + 0.02 + knob, 0.25), (w + 0.02, 0.15), (w, 0.0), (0.3 + extra, -1.5)]
+    right = [(-0.3 - extra, -1.5), (-w, 0.0), (-w * 1.05, 0.3), (-half * 0.75, 0.48), (-0.05, 1.4)]
+    left = [
+        (0.05, 1.4),
+        (half * 0.75, 0.48),
+        (w + 0.02, 0.34),
+        (w + 0.02 + knob, 0.25),
+        (w + 0.02, 0.15),
+        (w, 0.0),
+        (0.3 + extra, -1.5),
+    ]
     return np.array(right + left, dtype=np.float64)
 
 
 def _build_anatomy(patient: Patient, pose: _Pose, plan: Mapping[str, _Finding]) -> _Anatomy:
     """Frontal geometry with the findings that change it applied."""
-    domes = {-1: patient.dome_right + pose.dome_shift,
-             1: patient.dome_right + patient.dome_left_drop + pose.dome_shift}
+    domes = {-1: patient.dome_right + pose.dome_shift, 1: patient.dome_right + patient.dome_left_drop + pose.dome_shift}
     cps = {-1: 1.0, 1: 1.0 + patient.dome_left_drop * 0.5}
     base_domes = dict(domes)
     atel = plan.get("Atelectasis")
@@ -512,7 +520,7 @@ def _collapse_lung(anat: _Anatomy, ptx: _Finding) -> None:
     direction = center - outer
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     moved = outer + (gap * weight)[:, None] * direction * np.array([1.0, 0.8])
-    rest = anat.lungs[side][len(outer):]
+    rest = anat.lungs[side][len(outer) :]
     anat.collapsed[side] = np.vstack([moved, rest])
     anat.pleural_line[side] = moved[weight > 0.08]
     ptx.side = side
@@ -523,10 +531,22 @@ def _collapse_lung(anat: _Anatomy, ptx: _Finding) -> None:
 # Low-resolution layers: soft tissue, air, opacities.
 # --------------------------------------------------------------------------
 
+
 def _body_polygon(scale: float) -> np.ndarray:
     """Outline of neck, shoulders and trunk (scaled about the midline)."""
-    half = [(0.32, -2.5), (0.36, -0.5), (0.8, -0.36), (1.3, -0.26), (1.7, -0.1),
-            (1.75, 0.3), (1.22, 0.42), (1.14, 0.75), (1.12, 1.15), (1.16, 1.6), (1.22, 3.0)]
+    half = [
+        (0.32, -2.5),
+        (0.36, -0.5),
+        (0.8, -0.36),
+        (1.3, -0.26),
+        (1.7, -0.1),
+        (1.75, 0.3),
+        (1.22, 0.42),
+        (1.14, 0.75),
+        (1.12, 1.15),
+        (1.16, 1.6),
+        (1.22, 3.0),
+    ]
     pts = np.array(half)
     pts[:, 0] *= scale
     left = pts[::-1] * np.array([-1.0, 1.0])
@@ -545,15 +565,15 @@ def _soft_tissue(frame: _Frame, patient: Patient, anat: _Anatomy) -> np.ndarray:
             pts = _ellipse(side * 0.62, 0.98, 0.5, 0.3, side * -10.0)
             cv2.fillPoly(extra, [frame.cv(pts, True)], 0.18 * patient.breast, cv2.LINE_8, _SHIFT)
     domes = anat.base_domes
-    liver = np.array([(-1.3, domes[-1] + 0.05), (-0.4, domes[-1]),
-                      (0.3, domes[1] + 0.15), (0.3, 2.5), (-1.3, 2.5)])
+    liver = np.array([(-1.3, domes[-1] + 0.05), (-0.4, domes[-1]), (0.3, domes[1] + 0.15), (0.3, 2.5), (-1.3, 2.5)])
     cv2.fillPoly(extra, [frame.cv(liver, True)], 0.08, cv2.LINE_8, _SHIFT)
     soft += _blur(extra, frame.length(0.1, True))
     return soft
 
 
-def _air_layers(frame: _Frame, anat: _Anatomy, pose: _Pose,
-                plan: Mapping[str, _Finding]) -> tuple[np.ndarray, np.ndarray]:
+def _air_layers(
+    frame: _Frame, anat: _Anatomy, pose: _Pose, plan: Mapping[str, _Finding]
+) -> tuple[np.ndarray, np.ndarray]:
     """Aerated lung (darkening) and visible parenchyma (where vessels show)."""
     shape = (frame.lo_height, frame.lo_width)
     air = np.zeros(shape, np.float32)
@@ -605,6 +625,7 @@ def _hila(frame: _Frame, extra: np.ndarray) -> None:
 # Opacity findings (drawn at low resolution into an opacity map).
 # --------------------------------------------------------------------------
 
+
 class _Canvas:
     """Low-resolution finding layers plus the regions drawn so far."""
 
@@ -627,15 +648,21 @@ class _Canvas:
         cv2.fillPoly(layer, [self.frame.cv(pts, True)], 255, cv2.LINE_8, _SHIFT)
         self._drawn = _union(self._drawn, self.frame.box(pts))
 
-    def add(self, label: str, layer: np.ndarray, density: float, sigma: float,
-            noise: np.ndarray | None = None, in_lung: bool = True) -> np.ndarray:
+    def add(
+        self,
+        label: str,
+        layer: np.ndarray,
+        density: float,
+        sigma: float,
+        noise: np.ndarray | None = None,
+        in_lung: bool = True,
+    ) -> np.ndarray:
         """Blurs a 0/255 layer, merges it into the opacity map, records its box.
 
         The box covers the part inside the lungs (where removing air shows)
         unless ``in_lung`` is false (findings that also add density outside).
         """
-        soft = _blur(layer.astype(np.float32) * (density / 255.0),
-                     self.frame.length(sigma, True))
+        soft = _blur(layer.astype(np.float32) * (density / 255.0), self.frame.length(sigma, True))
         if noise is not None:
             soft *= noise
         np.maximum(self.opacity, soft, out=self.opacity)
@@ -652,8 +679,7 @@ class _Canvas:
         return soft
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int,
-                  low: float, high: float) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int, low: float, high: float) -> np.ndarray:
     """A smooth random field with values in [low, high]."""
     grid = rng.random((cells, cells)).astype(np.float32)
     field_ = cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
@@ -680,15 +706,20 @@ def _lobe_box(name: str, anat: _Anatomy) -> np.ndarray:
     return np.array([(side * a0, y0), (side * a1, y0), (side * a1, y1), (side * a0, y1)])
 
 
-def _blob(rng: np.random.Generator, box: np.ndarray, count: int, radius: tuple[float, float],
-          canvas: _Canvas, layer: np.ndarray) -> None:
+def _blob(
+    rng: np.random.Generator,
+    box: np.ndarray,
+    count: int,
+    radius: tuple[float, float],
+    canvas: _Canvas,
+    layer: np.ndarray,
+) -> None:
     """Union of ``count`` random ellipses centred inside ``box``."""
     lo, hi = box.min(axis=0), box.max(axis=0)
     for _ in range(count):
         cx, cy = rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1])
         rx = rng.uniform(*radius)
-        pts = _ellipse(cx, cy, rx, rx * rng.uniform(0.5, 1.0) / canvas.frame.aspect * 1.2,
-                       rng.uniform(-40, 40))
+        pts = _ellipse(cx, cy, rx, rx * rng.uniform(0.5, 1.0) / canvas.frame.aspect * 1.2, rng.uniform(-40, 40))
         canvas.fill(layer, pts)
 
 
@@ -719,8 +750,7 @@ def _draw_consolidation(f: _Finding, canvas: _Canvas, anat: _Anatomy, patchy: bo
                 _bronchograms(rng, canvas, box, soft)
 
 
-def _bronchograms(rng: np.random.Generator, canvas: _Canvas, box: np.ndarray,
-                  soft: np.ndarray) -> None:
+def _bronchograms(rng: np.random.Generator, canvas: _Canvas, box: np.ndarray, soft: np.ndarray) -> None:
     """Dark branching air bronchograms inside a consolidation."""
     frame = canvas.frame
     side = 1 if box[:, 0].mean() > 0 else -1
@@ -731,8 +761,9 @@ def _bronchograms(rng: np.random.Generator, canvas: _Canvas, box: np.ndarray,
         end = target + rng.normal(0.0, 0.12, 2)
         mid = (hilum + end) / 2 + rng.normal(0.0, 0.03, 2)
         pts = np.array([hilum, mid, end])
-        cv2.polylines(lines, [frame.cv(pts, True)], False, 255,
-                      max(1, int(round(frame.length(0.025, True)))), cv2.LINE_8, _SHIFT)
+        cv2.polylines(
+            lines, [frame.cv(pts, True)], False, 255, max(1, int(round(frame.length(0.025, True)))), cv2.LINE_8, _SHIFT
+        )
     gaps = lines.astype(np.float32) * (0.45 / 255.0) * soft
     canvas.opacity -= gaps
 
@@ -759,8 +790,9 @@ def _draw_edema(f: _Finding, canvas: _Canvas) -> None:
     haze_total = np.zeros_like(canvas.opacity)
     for side in _SIDES:
         layer = canvas.layer()
-        pts = _ellipse(side * 0.33, 0.52 + rng.normal(0, 0.02), 0.22 + 0.1 * v, 0.2 + 0.08 * v,
-                       side * rng.uniform(-15, 5))
+        pts = _ellipse(
+            side * 0.33, 0.52 + rng.normal(0, 0.02), 0.22 + 0.1 * v, 0.2 + 0.08 * v, side * rng.uniform(-15, 5)
+        )
         canvas.fill(layer, pts)
         noise = _smooth_noise(rng, layer.shape, 9, 0.6, 1.1)
         soft = canvas.add(f.label, layer, 0.15 + 0.6 * v, 0.09, noise)
@@ -809,8 +841,7 @@ def _draw_atelectasis(f: _Finding, canvas: _Canvas, anat: _Anatomy) -> None:
         density = 0.2 + 0.6 * v
     start = len(canvas.regions)
     canvas.add(f.label, layer, density, 0.03)
-    base = np.array([(side * 0.95, anat.cps[side]), (side * 0.04, dome - 0.01),
-                     (side * 0.45, dome + 0.03 + 0.08 * v)])
+    base = np.array([(side * 0.95, anat.cps[side]), (side * 0.04, dome - 0.01), (side * 0.45, dome + 0.03 + 0.08 * v)])
     box = canvas.frame.box(base, pad=0.03)
     if len(canvas.regions) > start:
         _, old = canvas.regions.pop()
@@ -828,8 +859,7 @@ def _draw_lesion(f: _Finding, canvas: _Canvas, anat: _Anatomy) -> None:
         diam_cm = 1.0 + 5.0 * min(v, 1.0) ** 1.2 * rng.uniform(0.6, 1.0)
         r = diam_cm / 30.0
         center = _lesion_center(rng, side, anat, r)
-        wobble = 1.0 + 0.08 * np.sin(np.linspace(0, 2 * np.pi, 28, endpoint=False) * 3
-                                     + rng.uniform(0, 6.3))
+        wobble = 1.0 + 0.08 * np.sin(np.linspace(0, 2 * np.pi, 28, endpoint=False) * 3 + rng.uniform(0, 6.3))
         pts = _round(canvas.frame, center[0], center[1], r, wobble=wobble)
         layer = canvas.layer()
         canvas.fill(layer, pts)
@@ -887,8 +917,7 @@ def _opacity_drawn_alone(plan: Mapping[str, _Finding]) -> bool:
     opacity = plan.get("Lung Opacity")
     if opacity is None:
         return False
-    return not any(k in plan and (opacity.uncertain or not plan[k].uncertain)
-                   for k in _PARENCHYMAL)
+    return not any(k in plan and (opacity.uncertain or not plan[k].uncertain) for k in _PARENCHYMAL)
 
 
 def _draw_opacities(plan: Mapping[str, _Finding], canvas: _Canvas, anat: _Anatomy) -> None:
@@ -917,6 +946,7 @@ def _draw_opacities(plan: Mapping[str, _Finding], canvas: _Canvas, anat: _Anatom
 # --------------------------------------------------------------------------
 # Full-resolution sharp layers: bones, vessels, devices.
 # --------------------------------------------------------------------------
+
 
 def _rib_curves(patient: Patient, side: int) -> tuple[np.ndarray, np.ndarray]:
     """Posterior (10, 14, 2) and anterior (10, 8, 2) rib centre lines of one side."""
@@ -955,10 +985,16 @@ def _plan_fractures(f: _Finding) -> list[_Fracture]:
     callus = rng.random() < 0.85
     out = []
     for k in range(count):
-        out.append(_Fracture(side, first + k, t + rng.normal(0.0, 0.03),
-                             offset=(0.4 + 1.0 * v) * rng.choice([-1.0, 1.0]),
-                             gap=0.015 + 0.03 * v,
-                             callus=(1.4 + 2.2 * v) if callus else 0.0))
+        out.append(
+            _Fracture(
+                side,
+                first + k,
+                t + rng.normal(0.0, 0.03),
+                offset=(0.4 + 1.0 * v) * rng.choice([-1.0, 1.0]),
+                gap=0.015 + 0.03 * v,
+                callus=(1.4 + 2.2 * v) if callus else 0.0,
+            )
+        )
     return out
 
 
@@ -977,8 +1013,7 @@ def _split_rib(curve: np.ndarray, frac: _Fracture, thick: float) -> list[np.ndar
     return [p for p in (proximal, distal) if len(p) >= 2]
 
 
-def _draw_bones(frame: _Frame, patient: Patient, pose: _Pose,
-                fractures: list[_Fracture]) -> tuple[np.ndarray, list]:
+def _draw_bones(frame: _Frame, patient: Patient, pose: _Pose, fractures: list[_Fracture]) -> tuple[np.ndarray, list]:
     """Ribs, clavicles, spine, scapulae and humeri; returns the fracture boxes."""
     bone = np.zeros((frame.height, frame.width), np.uint8)
     _draw_spine(frame, patient, bone)
@@ -1002,8 +1037,7 @@ def _draw_bones(frame: _Frame, patient: Patient, pose: _Pose,
     return bone, boxes
 
 
-def _fracture_box(frame: _Frame, curve: np.ndarray, frac: _Fracture, thick: float,
-                  bone: np.ndarray):
+def _fracture_box(frame: _Frame, curve: np.ndarray, frac: _Fracture, thick: float, bone: np.ndarray):
     """Draws a callus if any, and returns the pixel box around the fracture."""
     t = np.linspace(0.0, 1.0, len(curve))
     p = np.array([np.interp(frac.t, t, curve[:, 0]), np.interp(frac.t, t, curve[:, 1])])
@@ -1019,14 +1053,12 @@ def _draw_spine(frame: _Frame, patient: Patient, bone: np.ndarray) -> None:
     """Vertebral column with bodies, disc spaces and pedicles."""
     x0 = patient.spine_shift
     column = np.array([(x0, -2.5), (x0, 2.5)])
-    cv2.polylines(bone, [frame.cv(column)], False, 30,
-                  max(1, int(round(frame.length(0.15)))), cv2.LINE_AA, _SHIFT)
+    cv2.polylines(bone, [frame.cv(column)], False, 30, max(1, int(round(frame.length(0.15)))), cv2.LINE_AA, _SHIFT)
     yc = np.arange(-10, 20)[:, None, None] * 0.095
     rect = np.array([(-0.07, -0.034), (0.07, -0.034), (0.07, 0.034), (-0.07, 0.034)])
     bodies = frame.cv(rect[None] + np.stack([np.full_like(yc, x0), yc], axis=-1)[:, :, 0])
     ped = _unit_circle(10) * (0.016, 0.016 / frame.aspect)
-    centers = np.concatenate([np.stack([np.full_like(yc, x0 + s * 0.052), yc - 0.01], -1)[:, :, 0]
-                              for s in (-1, 1)])
+    centers = np.concatenate([np.stack([np.full_like(yc, x0 + s * 0.052), yc - 0.01], -1)[:, :, 0] for s in (-1, 1)])
     pedicles = frame.cv(ped[None] + centers)
     cv2.fillPoly(bone, list(bodies), 50, cv2.LINE_AA, _SHIFT)
     cv2.fillPoly(bone, list(pedicles), 80, cv2.LINE_AA, _SHIFT)
@@ -1045,8 +1077,12 @@ def _draw_shoulders(frame: _Frame, pose: _Pose, bone: np.ndarray) -> None:
     heads = [frame.cv(_round(frame, s * 1.42, -0.12 - lift, 0.22, n=24)) for s in _SIDES]
     cv2.fillPoly(bone, heads, 100, cv2.LINE_AA, _SHIFT)
     if pose.scapula:
-        blades = [frame.cv(np.array([(s * 1.0, -0.12), (s * 0.72, 0.25), (s * 0.78, 0.55),
-                                     (s * 1.1, 0.35), (s * 1.25, -0.05)])) for s in _SIDES]
+        blades = [
+            frame.cv(
+                np.array([(s * 1.0, -0.12), (s * 0.72, 0.25), (s * 0.78, 0.55), (s * 1.1, 0.35), (s * 1.25, -0.05)])
+            )
+            for s in _SIDES
+        ]
         cv2.fillPoly(bone, blades, 30, cv2.LINE_AA, _SHIFT)
         cv2.polylines(bone, blades, True, 60, max(1, thick // 3), cv2.LINE_AA, _SHIFT)
 
@@ -1079,8 +1115,11 @@ def _vessel_tree(seed: int) -> tuple[np.ndarray, ...]:
         n = len(start)
         spread = np.radians(rng.uniform(12, 32, n))
         start = np.repeat(end, 2, axis=0)
-        angle = np.repeat(angle, 2) + np.stack([spread, -spread * rng.uniform(0.3, 1.0, n)],
-                                               1).ravel() + np.radians(rng.normal(0, 8, 2 * n))
+        angle = (
+            np.repeat(angle, 2)
+            + np.stack([spread, -spread * rng.uniform(0.3, 1.0, n)], 1).ravel()
+            + np.radians(rng.normal(0, 8, 2 * n))
+        )
         length = np.repeat(length, 2) * rng.uniform(0.7, 0.85, 2 * n)
         side = np.repeat(side, 2)
     for g in gens:
@@ -1099,8 +1138,7 @@ def _draw_vessels(frame: _Frame, patient: Patient) -> np.ndarray:
     return layer
 
 
-def _tube(frame: _Frame, layer: np.ndarray, pts: np.ndarray, width: float, value: int,
-          stripe: bool) -> None:
+def _tube(frame: _Frame, layer: np.ndarray, pts: np.ndarray, width: float, value: int, stripe: bool) -> None:
     """A tube (faint wall, optional radiopaque stripe) along a smoothed path."""
     path = _smooth_path(pts)
     cv_pts = frame.cv(path)
@@ -1132,8 +1170,9 @@ def _device_paths(rng: np.random.Generator, kind: str, anat: _Anatomy) -> list[n
         tip = rng.uniform(0.05, 0.27)
         return [np.array([(-0.01, -2.5), (-0.015, -0.6), (-0.005, tip)])]
     if kind == "ng":
-        return [np.array([(0.02, -2.5), (0.03, 0.3), (0.05, dome_l - 0.05),
-                          (0.25, dome_l + 0.2), (0.5, dome_l + 0.12)])]
+        return [
+            np.array([(0.02, -2.5), (0.03, 0.3), (0.05, dome_l - 0.05), (0.25, dome_l + 0.2), (0.5, dome_l + 0.12)])
+        ]
     if kind == "cvc":
         tip = (-0.09, rng.uniform(0.3, 0.5))
         if rng.random() < 0.5:
@@ -1144,8 +1183,10 @@ def _device_paths(rng: np.random.Generator, kind: str, anat: _Anatomy) -> list[n
         return [np.array([(s * 1.5, 1.05), (s * 1.05, 0.85), (s * 0.8, 0.5), (s * 0.6, 0.15)])]
     s = 1 if rng.random() < 0.8 else -1
     gx, gy = s * rng.uniform(0.5, 0.75), rng.uniform(-0.05, 0.08)
-    return [np.array([(gx, gy), (s * 0.25, -0.05), (-0.1, 0.25), (-0.02, 0.6), (0.18, 0.78)]),
-            np.array([(gx, gy), (s * 0.25, -0.02), (-0.1, 0.25), (-0.12, 0.55)])]
+    return [
+        np.array([(gx, gy), (s * 0.25, -0.05), (-0.1, 0.25), (-0.02, 0.6), (0.18, 0.78)]),
+        np.array([(gx, gy), (s * 0.25, -0.02), (-0.1, 0.25), (-0.12, 0.55)]),
+    ]
 
 
 _DEVICE_KINDS = ("ett", "ng", "cvc", "pacer", "tube")
@@ -1155,8 +1196,7 @@ def _draw_devices(f: _Finding, frame: _Frame, anat: _Anatomy, layer: np.ndarray)
     """Tubes, lines and pacemakers; returns one pixel box per device."""
     rng = f.rng
     count = 1 if f.uncertain else 1 + int(rng.random() < 0.5) + int(rng.random() < 0.2)
-    kinds = rng.choice(len(_DEVICE_KINDS), size=count, replace=False,
-                       p=(0.3, 0.2, 0.25, 0.15, 0.1))
+    kinds = rng.choice(len(_DEVICE_KINDS), size=count, replace=False, p=(0.3, 0.2, 0.25, 0.15, 0.1))
     strength = (0.35 + 0.6 * min(f.vis, 1.0)) * (0.6 if f.uncertain else 1.0)
     value = int(255 * min(1.0, strength))
     boxes = []
@@ -1178,22 +1218,24 @@ def _draw_devices(f: _Finding, frame: _Frame, anat: _Anatomy, layer: np.ndarray)
     return boxes
 
 
-def _draw_distractors(rng: np.random.Generator, frame: _Frame, pose: _Pose,
-                      layer: np.ndarray) -> None:
+def _draw_distractors(rng: np.random.Generator, frame: _Frame, pose: _Pose, layer: np.ndarray) -> None:
     """ECG electrodes with wires, clips and a side marker: bright, but not findings."""
     for _ in range(pose.electrodes):
         x, y = rng.uniform(-1.1, 1.1), rng.uniform(-0.2, 1.2)
         value = int(rng.integers(150, 240))
         ring = frame.cv(_round(frame, x, y, 0.045, n=16))
-        cv2.polylines(layer, [ring], True, value, max(1, int(frame.length(0.012))), cv2.LINE_AA,
-                      _SHIFT)
+        cv2.polylines(layer, [ring], True, value, max(1, int(frame.length(0.012))), cv2.LINE_AA, _SHIFT)
         cv2.fillPoly(layer, [frame.cv(_round(frame, x, y, 0.015, n=8))], 230, cv2.LINE_AA, _SHIFT)
         if rng.random() < 0.5:
-            wire = np.array([(x, y), (x + rng.normal(0, 0.4), y + rng.normal(-0.3, 0.4)),
-                             (x + rng.normal(0, 0.6), y + rng.normal(-0.8, 0.5)),
-                             (x + rng.normal(0, 0.8), -2.5)])
-            _tube(frame, layer, wire, rng.uniform(0.008, 0.016), int(rng.integers(110, 220)),
-                  stripe=False)
+            wire = np.array(
+                [
+                    (x, y),
+                    (x + rng.normal(0, 0.4), y + rng.normal(-0.3, 0.4)),
+                    (x + rng.normal(0, 0.6), y + rng.normal(-0.8, 0.5)),
+                    (x + rng.normal(0, 0.8), -2.5),
+                ]
+            )
+            _tube(frame, layer, wire, rng.uniform(0.008, 0.016), int(rng.integers(110, 220)), stripe=False)
     if rng.random() < 0.15:
         x, y = rng.uniform(-1.2, 1.2), rng.uniform(-0.3, 1.4)
         clip = _ellipse(x, y, rng.uniform(0.03, 0.07), 0.02, rng.uniform(0, 180), n=8)
@@ -1204,13 +1246,22 @@ def _draw_distractors(rng: np.random.Generator, frame: _Frame, pose: _Pose,
         corner = pose.marker
         x = int(w * (0.06 if corner % 2 == 0 else 0.86))
         y = int(h * (0.1 if corner < 2 else 0.95))
-        cv2.putText(layer, "LR"[corner % 2], (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
-                    230, max(1, int(round(2 * scale))), cv2.LINE_AA)
+        cv2.putText(
+            layer,
+            "LR"[corner % 2],
+            (x, y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.8 * scale,
+            230,
+            max(1, int(round(2 * scale))),
+            cv2.LINE_AA,
+        )
 
 
 # --------------------------------------------------------------------------
 # Composition and exposure.
 # --------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=32)
 def _ramps(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1226,8 +1277,7 @@ def _collimate(density: np.ndarray, widths: tuple[float, float, float, float]) -
     """Bright collimator bands along the left, top, right and bottom edges."""
     h, w = density.shape
     left, top, right, bottom = (int(round(f * n)) for f, n in zip(widths, (w, h, w, h)))
-    for band in (density[:, :left], density[:top], density[:, w - right:],
-                 density[h - bottom:]):
+    for band in (density[:, :left], density[:top], density[:, w - right :], density[h - bottom :]):
         if band.size and band.shape[0] and band.shape[1]:
             band[...] = np.maximum(band, 1.3)
 
@@ -1255,9 +1305,9 @@ def _expose(density: np.ndarray, pose: _Pose, rng: np.random.Generator) -> np.nd
     return cv2.LUT(img, lut)
 
 
-def _render_frontal(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
-                    seeds: Mapping[str, int], height: int, width: int
-                    ) -> tuple[np.ndarray, list[Region]]:
+def _render_frontal(
+    patient: Patient, plan: dict[str, _Finding], pose: _Pose, seeds: Mapping[str, int], height: int, width: int
+) -> tuple[np.ndarray, list[Region]]:
     """Draws a PA or AP radiograph and the regions of its findings."""
     anat = _build_anatomy(patient, pose, plan)
     frame = _make_frame(patient, pose, height, width)
@@ -1270,8 +1320,7 @@ def _render_frontal(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
     air_w = pose.air_weight * patient.lung_air
     clear = 1.0 - canvas.opacity
     texture = _smooth_noise(noise_rng, clear.shape, max(8, frame.lo_width // 5), 0.9, 1.1)
-    low = soft * (pose.soft_weight * patient.soft_tissue) - air * clear * texture * air_w \
-        + canvas.extra
+    low = soft * (pose.soft_weight * patient.soft_tissue) - air * clear * texture * air_w + canvas.extra
     low += _smooth_noise(noise_rng, low.shape, 6, -pose.mottle, pose.mottle)
     low = _blur(low, 0.9)
     low += _vessel_layer(frame, patient, pose, canvas, par * clear)
@@ -1299,8 +1348,7 @@ def _render_frontal(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
     return img, _finish_regions(regions, plan, height, width)
 
 
-def _vessel_layer(frame: _Frame, patient: Patient, pose: _Pose, canvas: _Canvas,
-                  visible: np.ndarray) -> np.ndarray:
+def _vessel_layer(frame: _Frame, patient: Patient, pose: _Pose, canvas: _Canvas, visible: np.ndarray) -> np.ndarray:
     """Low-resolution vessel density, masked to aerated lung, blurred where edematous."""
     layer = _draw_vessels(frame, patient).astype(np.float32)
     layer *= 0.15 * pose.vessels / 255.0
@@ -1338,8 +1386,7 @@ def _upper_mediastinum_box(frame: _Frame, anat: _Anatomy):
     return frame.box(np.array([(x0, -0.05), (x1, 0.5)]), pad=0.02)
 
 
-def _finish_regions(regions: list, plan: Mapping[str, _Finding], height: int,
-                    width: int) -> list[Region]:
+def _finish_regions(regions: list, plan: Mapping[str, _Finding], height: int, width: int) -> list[Region]:
     """Normalises, clips and labels regions; parenchymal ones also count as opacity."""
     out: list[Region] = []
     for label, box in regions:
@@ -1365,14 +1412,16 @@ def _normalise_box(box, height: int, width: int):
 # Lateral view.
 # --------------------------------------------------------------------------
 
+
 def _lateral_lung(dome: float, cp_post: float) -> np.ndarray:
     """Lung outline on a lateral view: anterior to the left, posterior right."""
     t = np.linspace(np.pi, 0.0, 14)
     arc = np.stack([0.02 + 0.88 * np.cos(t), 0.45 - 0.5 * np.sin(t)], axis=1)
     x = np.linspace(0.93, -0.84, 16)
     peak = -0.05
-    y = dome + np.where(x > peak, (cp_post - dome) * ((x - peak) / (0.93 - peak)) ** 2,
-                        0.14 * ((peak - x) / (0.84 + peak)) ** 2)
+    y = dome + np.where(
+        x > peak, (cp_post - dome) * ((x - peak) / (0.93 - peak)) ** 2, 0.14 * ((peak - x) / (0.84 + peak)) ** 2
+    )
     return np.vstack([arc, [(0.93, cp_post - 0.1)], np.stack([x, y], 1)])
 
 
@@ -1380,14 +1429,25 @@ def _lateral_soft(frame: _Frame) -> np.ndarray:
     """Soft tissue of a lateral view: trunk, neck and raised arms."""
     shape = (frame.lo_height, frame.lo_width)
     soft = np.zeros(shape, np.float32)
-    body = np.array([(-0.45, -2.5), (-0.6, -0.45), (-1.05, -0.1), (-1.12, 0.5), (-1.15, 1.1),
-                     (-1.3, 3.0), (1.4, 3.0), (1.3, 1.0), (1.25, 0.2), (1.05, -0.5),
-                     (0.65, -2.5)])
+    body = np.array(
+        [
+            (-0.45, -2.5),
+            (-0.6, -0.45),
+            (-1.05, -0.1),
+            (-1.12, 0.5),
+            (-1.15, 1.1),
+            (-1.3, 3.0),
+            (1.4, 3.0),
+            (1.3, 1.0),
+            (1.25, 0.2),
+            (1.05, -0.5),
+            (0.65, -2.5),
+        ]
+    )
     cv2.fillPoly(soft, [frame.cv(body, True)], 1.0, cv2.LINE_8, _SHIFT)
     soft = _blur(soft, frame.length(0.1, True))
     arms = np.zeros(shape, np.float32)
-    cv2.fillPoly(arms, [frame.cv(_ellipse(-0.35, -0.4, 0.75, 0.28, -25), True)], 0.25,
-                 cv2.LINE_8, _SHIFT)
+    cv2.fillPoly(arms, [frame.cv(_ellipse(-0.35, -0.4, 0.75, 0.28, -25), True)], 0.25, cv2.LINE_8, _SHIFT)
     soft += _blur(arms, frame.length(0.12, True))
     return soft
 
@@ -1398,8 +1458,7 @@ def _lateral_air(frame: _Frame, domes: tuple[float, float], heart: np.ndarray) -
     air = np.zeros(shape, np.float32)
     for dome in domes:
         one = np.zeros(shape, np.float32)
-        cv2.fillPoly(one, [frame.cv(_lateral_lung(dome, dome + 0.22), True)], 0.5, cv2.LINE_8,
-                     _SHIFT)
+        cv2.fillPoly(one, [frame.cv(_lateral_lung(dome, dome + 0.22), True)], 0.5, cv2.LINE_8, _SHIFT)
         air += one
     depth = _blur((air > 0).astype(np.float32), frame.length(0.2, True))
     air *= 0.35 + 0.65 * np.minimum(depth * 1.5, 1.0)
@@ -1408,15 +1467,16 @@ def _lateral_air(frame: _Frame, domes: tuple[float, float], heart: np.ndarray) -
     air *= factor
     tube = np.zeros(shape, np.float32)
     trachea = np.array([(-0.3, -2.5), (-0.18, -0.3), (0.0, 0.38)])
-    cv2.polylines(tube, [frame.cv(trachea, True)], False, 0.55,
-                  max(1, int(round(frame.length(0.1, True)))), cv2.LINE_8, _SHIFT)
+    cv2.polylines(
+        tube, [frame.cv(trachea, True)], False, 0.55, max(1, int(round(frame.length(0.1, True)))), cv2.LINE_8, _SHIFT
+    )
     np.maximum(air, tube, out=air)
     return air
 
 
-def _render_lateral(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
-                    seeds: Mapping[str, int], height: int, width: int
-                    ) -> tuple[np.ndarray, list[Region]]:
+def _render_lateral(
+    patient: Patient, plan: dict[str, _Finding], pose: _Pose, seeds: Mapping[str, int], height: int, width: int
+) -> tuple[np.ndarray, list[Region]]:
     """Draws a lateral radiograph (patient facing left)."""
     frame = _make_frame(patient, pose, height, width, depth_ratio=0.75)
     soft = _lateral_soft(frame)
@@ -1434,16 +1494,18 @@ def _render_lateral(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
     noise_rng = np.random.default_rng(seeds["noise"])
     clear = 1.0 - canvas.opacity
     texture = _smooth_noise(noise_rng, clear.shape, max(8, frame.lo_width // 5), 0.9, 1.1)
-    low = soft * (pose.soft_weight * patient.soft_tissue * 1.1) \
-        - air * clear * texture * pose.air_weight * patient.lung_air + canvas.extra
+    low = (
+        soft * (pose.soft_weight * patient.soft_tissue * 1.1)
+        - air * clear * texture * pose.air_weight * patient.lung_air
+        + canvas.extra
+    )
     low += _smooth_noise(noise_rng, low.shape, 6, -pose.mottle, pose.mottle)
     density = _up(frame, _blur(low, 0.9))
     bone = _lateral_bones(frame, patient)
     cv2.scaleAdd(bone.astype(np.float32), 0.0011 * patient.bone_density, density, dst=density)
     sharp = np.zeros((height, width), np.uint8)
     if "Support Devices" in plan:
-        regions += [("Support Devices", b) for b in _lateral_devices(plan["Support Devices"],
-                                                                     frame, sharp, dome_l)]
+        regions += [("Support Devices", b) for b in _lateral_devices(plan["Support Devices"], frame, sharp, dome_l)]
     _draw_distractors(np.random.default_rng(seeds["extras"]), frame, pose, sharp)
     cv2.scaleAdd(sharp.astype(np.float32), _SHARP_DENSITY, density, dst=density)
     density = _blur(density, pose.blur * min(height, width) / 320.0)
@@ -1451,8 +1513,7 @@ def _render_lateral(patient: Patient, plan: dict[str, _Finding], pose: _Pose,
     return img, _finish_regions(regions + canvas.regions, plan, height, width)
 
 
-def _lateral_findings(plan: Mapping[str, _Finding], canvas: _Canvas, dome_r: float,
-                      dome_l: float) -> None:
+def _lateral_findings(plan: Mapping[str, _Finding], canvas: _Canvas, dome_r: float, dome_l: float) -> None:
     """Opacity findings on a lateral view (pneumothorax, pleural other, fracture skipped)."""
     if "Pleural Effusion" in plan:
         f = plan["Pleural Effusion"]
@@ -1468,9 +1529,13 @@ def _lateral_findings(plan: Mapping[str, _Finding], canvas: _Canvas, dome_r: flo
         layer = canvas.layer()
         canvas.fill(layer, _ellipse(-0.55, 0.25, 0.18 + 0.12 * f.vis, 0.22, 10))
         canvas.add(f.label, layer, 0.2 + 0.6 * min(f.vis, 1.0), 0.04)
-    blobs = {"Consolidation": (0.15, 0.25, 0.02), "Pneumonia": (0.1, 0.2, 0.05),
-             "Atelectasis": (0.08, 0.14, 0.02), "Lung Lesion": (0.04, 0.12, 0.01),
-             "Edema": (0.3, 0.4, 0.09)}
+    blobs = {
+        "Consolidation": (0.15, 0.25, 0.02),
+        "Pneumonia": (0.1, 0.2, 0.05),
+        "Atelectasis": (0.08, 0.14, 0.02),
+        "Lung Lesion": (0.04, 0.12, 0.01),
+        "Edema": (0.3, 0.4, 0.09),
+    }
     if _opacity_drawn_alone(plan):
         blobs = {"Lung Opacity": (0.1, 0.2, 0.05)}
     for label, (r0, r1, sigma) in blobs.items():
@@ -1479,8 +1544,7 @@ def _lateral_findings(plan: Mapping[str, _Finding], canvas: _Canvas, dome_r: flo
         f = plan[label]
         rng = f.rng
         v = min(f.vis, 1.0)
-        cx, cy = (0.0, 0.45) if label == "Edema" else (rng.uniform(-0.5, 0.6),
-                                                         rng.uniform(0.15, dome_r - 0.1))
+        cx, cy = (0.0, 0.45) if label == "Edema" else (rng.uniform(-0.5, 0.6), rng.uniform(0.15, dome_r - 0.1))
         layer = canvas.layer()
         r = r0 + (r1 - r0) * v
         canvas.fill(layer, _round(canvas.frame, cx, cy, r))
@@ -1496,18 +1560,23 @@ def _lateral_bones(frame: _Frame, patient: Patient) -> np.ndarray:
         yc = k * 0.085
         xc = 0.62 + 0.1 * math.sin(min(max(yc, -0.6), 1.4) * 1.6)
         h = 0.03
-        bodies.append(frame.cv(np.array([(xc - 0.14, yc - h), (xc + 0.14, yc - h * 0.9),
-                                         (xc + 0.14, yc + h * 0.9), (xc - 0.14, yc + h)])))
+        bodies.append(
+            frame.cv(
+                np.array(
+                    [(xc - 0.14, yc - h), (xc + 0.14, yc - h * 0.9), (xc + 0.14, yc + h * 0.9), (xc - 0.14, yc + h)]
+                )
+            )
+        )
         elements.append(frame.cv(_round(frame, xc + 0.24, yc - 0.01, 0.05, n=10)))
     cv2.fillPoly(bone, bodies, 75, cv2.LINE_AA, _SHIFT)
     cv2.fillPoly(bone, elements, 45, cv2.LINE_AA, _SHIFT)
-    ribs = [frame.cv(np.array([(1.05, y), (0.5, y + 0.12), (-0.2, y + 0.3), (-0.8, y + 0.45)]))
-            for y in np.arange(-0.1, 0.75, 0.09 * patient.rib_spacing)]
-    cv2.polylines(bone, ribs, False, 32, max(1, int(round(frame.length(0.035)))), cv2.LINE_AA,
-                  _SHIFT)
+    ribs = [
+        frame.cv(np.array([(1.05, y), (0.5, y + 0.12), (-0.2, y + 0.3), (-0.8, y + 0.45)]))
+        for y in np.arange(-0.1, 0.75, 0.09 * patient.rib_spacing)
+    ]
+    cv2.polylines(bone, ribs, False, 32, max(1, int(round(frame.length(0.035)))), cv2.LINE_AA, _SHIFT)
     sternum = np.array([(-0.93, 0.0), (-0.97, 0.35), (-0.93, 0.75)])
-    cv2.polylines(bone, [frame.cv(sternum)], False, 80,
-                  max(1, int(round(frame.length(0.06)))), cv2.LINE_AA, _SHIFT)
+    cv2.polylines(bone, [frame.cv(sternum)], False, 80, max(1, int(round(frame.length(0.06)))), cv2.LINE_AA, _SHIFT)
     scapula = np.array([(0.9, -0.2), (0.7, 0.15), (0.78, 0.5), (1.0, 0.3), (1.05, -0.1)])
     cv2.fillPoly(bone, [frame.cv(scapula)], 30, cv2.LINE_AA, _SHIFT)
     return bone
@@ -1517,10 +1586,11 @@ def _lateral_devices(f: _Finding, frame: _Frame, sharp: np.ndarray, dome_l: floa
     """Endotracheal/nasogastric tubes and a pacemaker on a lateral view."""
     rng = f.rng
     value = int(255 * min(1.0, (0.5 + 0.5 * min(f.vis, 1.0)) * (0.6 if f.uncertain else 1.0)))
-    options = [np.array([(-0.3, -2.5), (-0.18, -0.3), (-0.05, rng.uniform(0.05, 0.25))]),
-               np.array([(-0.1, -2.5), (0.08, -0.3), (0.25, 0.5), (0.1, dome_l + 0.05),
-                         (-0.3, dome_l + 0.2)]),
-               np.array([(-1.0, 0.0), (-0.4, 0.1), (-0.3, 0.5), (-0.5, dome_l - 0.1)])]
+    options = [
+        np.array([(-0.3, -2.5), (-0.18, -0.3), (-0.05, rng.uniform(0.05, 0.25))]),
+        np.array([(-0.1, -2.5), (0.08, -0.3), (0.25, 0.5), (0.1, dome_l + 0.05), (-0.3, dome_l + 0.2)]),
+        np.array([(-1.0, 0.0), (-0.4, 0.1), (-0.3, 0.5), (-0.5, dome_l - 0.1)]),
+    ]
     count = 1 if f.uncertain else 1 + int(rng.random() < 0.4)
     boxes = []
     for k in rng.choice(len(options), size=count, replace=False):
@@ -1538,9 +1608,16 @@ def _lateral_devices(f: _Finding, frame: _Frame, sharp: np.ndarray, dome_l: floa
 # Public entry point.
 # --------------------------------------------------------------------------
 
-def render(patient: Patient, findings: Mapping[str, float], view: str,
-           rng: np.random.Generator, height: int, width: int,
-           contrast: float = 1.0) -> tuple[np.ndarray, list[Region]]:
+
+def render(
+    patient: Patient,
+    findings: Mapping[str, float],
+    view: str,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    contrast: float = 1.0,
+) -> tuple[np.ndarray, list[Region]]:
     """Renders one radiograph of ``patient`` showing ``findings``.
 
     Args:

@@ -127,8 +127,9 @@ def no_finding(labels: np.ndarray, pathologies: list[str], u: np.ndarray, p_give
     return np.where(~present & (u < p_given_none), POSITIVE, np.nan)
 
 
-def sample_table(rng: np.random.Generator, n_patients: int, first_patient: int, folder: str,
-                 consensus: bool, stats_: dict) -> tuple[pd.DataFrame, list[dict]]:
+def sample_table(
+    rng: np.random.Generator, n_patients: int, first_patient: int, folder: str, consensus: bool, stats_: dict
+) -> tuple[pd.DataFrame, list[dict]]:
     """Sample the rows of one CSV and what each image should show.
 
     Args:
@@ -177,15 +178,30 @@ def sample_table(rng: np.random.Generator, n_patients: int, first_patient: int, 
             if kind == "frontal":
                 projection = "AP" if rng.random() < stats_["p_ap_given_frontal"] else "PA"
             path = f"{DATASET_NAME}/{folder}/patient{pid:05d}/study{study_number[s]}/view{v}_{kind}.jpg"
-            row = {"Path": path, "Sex": sex[p], "Age": min(90, age[p] + (study_number[s] - 1) // 2),
-                   "Frontal/Lateral": kind.capitalize(), "AP/PA": projection, "No Finding": nf[s]}
+            row = {
+                "Path": path,
+                "Sex": sex[p],
+                "Age": min(90, age[p] + (study_number[s] - 1) // 2),
+                "Frontal/Lateral": kind.capitalize(),
+                "AP/PA": projection,
+                "No Finding": nf[s],
+            }
             row.update(zip(pathologies, labels[s]))
             rows.append(row)
-            findings = {c: float(drawn[s, k]) for k, c in enumerate(pathologies)
-                        if drawn[s, k] in (POSITIVE, UNCERTAIN)}
-            draws.append({"path": path, "patient": int(pid), "sex": sex[p], "age": int(row["Age"]),
-                          "view": projection or "lateral", "findings": findings,
-                          "seed": (int(pid), int(study_number[s]), v)})
+            findings = {
+                c: float(drawn[s, k]) for k, c in enumerate(pathologies) if drawn[s, k] in (POSITIVE, UNCERTAIN)
+            }
+            draws.append(
+                {
+                    "path": path,
+                    "patient": int(pid),
+                    "sex": sex[p],
+                    "age": int(row["Age"]),
+                    "view": projection or "lateral",
+                    "findings": findings,
+                    "seed": (int(pid), int(study_number[s]), v),
+                }
+            )
     return pd.DataFrame(rows, columns=list(COLUMNS)), draws
 
 
@@ -205,13 +221,20 @@ def _render_one(draw: dict) -> tuple[str, bytes, list[dict]]:
     patient_rng = np.random.default_rng([s["seed"], draw["patient"]])
     patient = phantom_images.sample_patient(patient_rng, draw["sex"], draw["age"])
     image_rng = np.random.default_rng([s["seed"], *draw["seed"]])
-    image, regions = phantom_images.render(patient, draw["findings"], draw["view"], image_rng,
-                                           s["height"], s["width"], contrast=s["contrast"])
+    image, regions = phantom_images.render(
+        patient, draw["findings"], draw["view"], image_rng, s["height"], s["width"], contrast=s["contrast"]
+    )
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, s["quality"]])
     if not ok:
         raise OSError(f"{draw['path']}: could not encode the image")
-    return draw["path"], jpeg.tobytes(), [{"Path": draw["path"], "label": r.label, "x0": r.box[0],
-                                           "y0": r.box[1], "x1": r.box[2], "y1": r.box[3]} for r in regions]
+    return (
+        draw["path"],
+        jpeg.tobytes(),
+        [
+            {"Path": draw["path"], "label": r.label, "x0": r.box[0], "y0": r.box[1], "x1": r.box[2], "y1": r.box[3]}
+            for r in regions
+        ],
+    )
 
 
 class _FolderWriter:
@@ -275,10 +298,14 @@ def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
     stats_ = load_stats()
     rng = np.random.default_rng(config.seed)
     train, train_draws = sample_table(rng, config.n_patients, 1, "train", False, stats_)
-    valid, valid_draws = sample_table(rng, config.n_valid_patients, config.n_patients + 1,
-                                      "valid", True, stats_)
-    settings = {"seed": config.seed, "height": config.height, "width": config.width,
-                "contrast": config.contrast, "quality": config.jpeg_quality}
+    valid, valid_draws = sample_table(rng, config.n_valid_patients, config.n_patients + 1, "valid", True, stats_)
+    settings = {
+        "seed": config.seed,
+        "height": config.height,
+        "width": config.width,
+        "contrast": config.contrast,
+        "quality": config.jpeg_quality,
+    }
     draws = train_draws + valid_draws
     regions: list[dict] = []
     with writer, process_pool(config.workers, _init_worker, (settings,)) as pool:
@@ -288,8 +315,10 @@ def generate(config: PhantomConfig, out, progress: bool = True) -> dict:
             regions.extend(rows)
         writer.write("train.csv", train.to_csv(index=False).encode())
         writer.write("valid.csv", valid.to_csv(index=False).encode())
-        writer.write("regions.csv", pd.DataFrame(regions, columns=list(REGION_COLUMNS)).to_csv(
-            index=False, float_format="%.4f").encode())
+        writer.write(
+            "regions.csv",
+            pd.DataFrame(regions, columns=list(REGION_COLUMNS)).to_csv(index=False, float_format="%.4f").encode(),
+        )
     return {
         name: {
             "n_images": len(table),

@@ -51,8 +51,9 @@ def read_source(config: DataConfig, report: Report) -> pd.DataFrame:
     """Read and validate the configured dataset's tables (see :func:`read_dataset`)."""
     root = Path(config.root)
     if config.source == "phantoms" and not root.exists():
-        raise DataError(f"data.root: {root} does not exist; the phantom dataset is made by "
-                        "the phantoms stage (dvc repro phantoms)")
+        raise DataError(
+            f"data.root: {root} does not exist; the phantom dataset is made by the phantoms stage (dvc repro phantoms)"
+        )
     if config.source == "nih":
         return nih.read_dataset(root, config.train_csv, config.test_csv, report)
     return read_dataset(root, config.train_csv, config.test_csv, report)

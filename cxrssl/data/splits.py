@@ -61,8 +61,13 @@ def split_patients(patients: np.ndarray, fraction: float, rng: np.random.Generat
     return rng.choice(unique, size=min(count, len(unique)), replace=False)
 
 
-def assign_splits(frame: pd.DataFrame, val_fraction: float, test_fraction: float,
-                  rng: np.random.Generator, carve_test: bool | None = None) -> pd.Series:
+def assign_splits(
+    frame: pd.DataFrame,
+    val_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+    carve_test: bool | None = None,
+) -> pd.Series:
     """Assign each row to "train", "val" or "test" by patient.
 
     Rows from a test table (``origin == "test"``, CheXpert's valid.csv) are the
@@ -186,10 +191,13 @@ class SplitConfig:
         require(self.seed >= 0, "split.seed", self.seed, "a non-negative integer")
         require(0 < self.val_fraction < 1, "split.val_fraction", self.val_fraction, "a number in (0, 1)")
         require(0 < self.test_fraction < 1, "split.test_fraction", self.test_fraction, "a number in (0, 1)")
-        require(self.uncertainty in POLICIES, "split.uncertainty", self.uncertainty,
-                f"one of {', '.join(POLICIES)}")
-        require(self.on_patient_overlap in OVERLAP_ACTIONS, "split.on_patient_overlap",
-                self.on_patient_overlap, f"one of {', '.join(OVERLAP_ACTIONS)}")
+        require(self.uncertainty in POLICIES, "split.uncertainty", self.uncertainty, f"one of {', '.join(POLICIES)}")
+        require(
+            self.on_patient_overlap in OVERLAP_ACTIONS,
+            "split.on_patient_overlap",
+            self.on_patient_overlap,
+            f"one of {', '.join(OVERLAP_ACTIONS)}",
+        )
 
 
 def check_percents(percents) -> list[int]:
@@ -205,8 +213,7 @@ def check_percents(percents) -> list[int]:
 SPLITS = ("train", "val", "test")
 
 
-def make_splits(index: pd.DataFrame, config: SplitConfig,
-                percents: list[int]) -> tuple[dict[str, pd.DataFrame], dict]:
+def make_splits(index: pd.DataFrame, config: SplitConfig, percents: list[int]) -> tuple[dict[str, pd.DataFrame], dict]:
     """Split a dataset index by patient and apply the uncertainty policy.
 
     Args:
@@ -233,8 +240,10 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
     summary["patient_overlap"] = {"patients": len(shared), "action": config.on_patient_overlap}
     if shared:
         leaking = frame["patient"].isin(shared) & (frame["origin"] == "train")
-        message = (f"{len(shared)} patients ({int(leaking.sum())} train images) appear in both the train "
-                   f"and the test table: a patient leak that inflates test metrics")
+        message = (
+            f"{len(shared)} patients ({int(leaking.sum())} train images) appear in both the train "
+            f"and the test table: a patient leak that inflates test metrics"
+        )
         summary["patient_overlap"]["train_images"] = int(leaking.sum())
         if config.on_patient_overlap == "error":
             raise DataError(f"{message}. Set split.on_patient_overlap to drop or keep.")
@@ -254,8 +263,10 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
     for name in SPLITS:
         part = frame[(split == name).to_numpy()]
         if part.empty:
-            raise DataError(f"split {name!r} is empty after filtering (frontal_only={config.frontal_only}, "
-                            f"{len(index)} images before filtering); check data and split settings")
+            raise DataError(
+                f"split {name!r} is empty after filtering (frontal_only={config.frontal_only}, "
+                f"{len(index)} images before filtering); check data and split settings"
+            )
         out[name] = part.reset_index(drop=True)
     train = out["train"]
     # front patients are chosen on raw positives, so every policy trains on the same subsets
@@ -275,8 +286,10 @@ def make_splits(index: pd.DataFrame, config: SplitConfig,
     for pct in percents:
         part = subset(train, pct / 100)
         if part.empty:
-            raise DataError(f"label_percents: {pct}% of the {len(train)} train images selects no image "
-                            "(the smallest patient is a larger share); use a larger percent or more data")
+            raise DataError(
+                f"label_percents: {pct}% of the {len(train)} train images selects no image "
+                "(the smallest patient is a larger share); use a larger percent or more data"
+            )
         positives = (part[list(CLASSES)].to_numpy() == 1.0).sum(axis=0)
         summary["label_fractions"][str(pct)] = {
             "n_images": len(part),

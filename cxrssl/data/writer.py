@@ -44,9 +44,15 @@ def _process(job: tuple[int, list[str]]) -> tuple[int, np.ndarray, list[str | No
 CHUNK = 32  # files per task: one pickled array per chunk instead of one per image
 
 
-def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, workers: int,
-                skip_bad: bool, progress: bool = True,
-                listed_in: Sequence[str] | None = None) -> tuple[np.ndarray, list[Problem]]:
+def build_store(
+    files: Sequence[str],
+    out: Path,
+    config: PreprocessConfig,
+    workers: int,
+    skip_bad: bool,
+    progress: bool = True,
+    listed_in: Sequence[str] | None = None,
+) -> tuple[np.ndarray, list[Problem]]:
     """Decode and preprocess ``files`` in parallel into ``out/images.npy``.
 
     Memory stays flat however many images there are: at most a few chunks per
@@ -68,12 +74,13 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
     Raises:
         DataError: an unreadable image, unless ``skip_bad``.
     """
-    images = np.lib.format.open_memmap(out / IMAGES, mode="w+", dtype=np.uint8,
-                                       shape=(len(files), config.image_size, config.image_size))
+    images = np.lib.format.open_memmap(
+        out / IMAGES, mode="w+", dtype=np.uint8, shape=(len(files), config.image_size, config.image_size)
+    )
     preallocate(out / IMAGES)  # a full disk: ENOSPC here, naming the output, instead of SIGBUS mid-write
     ok = np.zeros(len(files), dtype=bool)
     problems: list[Problem] = []
-    jobs = [(first, list(files[first:first + CHUNK])) for first in range(0, len(files), CHUNK)]
+    jobs = [(first, list(files[first : first + CHUNK])) for first in range(0, len(files), CHUNK)]
     bar = progress_bar(total=len(files), desc="preprocess", enabled=progress)
 
     def store(first: int, chunk: np.ndarray, errors: list[str | None]) -> str | None:
@@ -88,7 +95,7 @@ def build_store(files: Sequence[str], out: Path, config: PreprocessConfig, worke
             if not skip_bad:
                 return error
             problems.append(Problem(files[position], None, error.removeprefix(f"{files[position]}: ")))
-        images[first:first + len(chunk)] = chunk
+        images[first : first + len(chunk)] = chunk
         bar.update(len(chunk))
         return None
 

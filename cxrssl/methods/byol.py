@@ -38,8 +38,9 @@ class BYOL(Method):
 
     Config = BYOLConfig
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: BYOLConfig, views: tuple[ViewSpec, ...],
-                 n_train: int):
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: BYOLConfig, views: tuple[ViewSpec, ...], n_train: int
+    ):
         super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
         self.predictor = mlp(config.dim, config.hidden_dim, config.dim)

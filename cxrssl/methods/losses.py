@@ -119,8 +119,7 @@ def _samples_logsumexp(x: torch.Tensor, dim: int = 0, keepdim: bool = False) -> 
     return torch.logsumexp(distributed.gather_no_grad(local.unsqueeze(0)), dim=0)
 
 
-def swapped_prediction(scores: list[torch.Tensor], assignments: list[torch.Tensor],
-                       temperature: float) -> torch.Tensor:
+def swapped_prediction(scores: list[torch.Tensor], assignments: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """SwAV's swapped prediction loss.
 
     Args:

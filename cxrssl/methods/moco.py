@@ -56,16 +56,20 @@ class MoCo(Method):
     Config = MoCoConfig
     sync_bn = False  # shuffle-BN: per-process statistics of shuffled keys are the point
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: MoCoConfig, views: tuple[ViewSpec, ...],
-                 n_train: int):
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: MoCoConfig, views: tuple[ViewSpec, ...], n_train: int
+    ):
         super().__init__(backbone, feature_dim, config, views, n_train)
         self.head = mlp(feature_dim, config.hidden_dim, config.dim, batch_norm=False)
         self.key_backbone = frozen_copy(self.backbone)
         self.key_head = frozen_copy(self.head)
         queue_size = config.queue_size
         if queue_size > n_train:
-            warnings.warn(f"pretrain.moco.queue_size {queue_size} is larger than the training set ({n_train} "
-                          f"images); clipped to {n_train}", stacklevel=2)
+            warnings.warn(
+                f"pretrain.moco.queue_size {queue_size} is larger than the training set ({n_train} "
+                f"images); clipped to {n_train}",
+                stacklevel=2,
+            )
             queue_size = n_train
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, config.dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
@@ -101,7 +105,7 @@ class MoCo(Method):
         q = self._grouped(self.backbone, self.head, x_q)
         keys = self._keys(x_k)  # the global batch's
         n, rank = q.shape[0], distributed.rank()
-        loss = info_nce(q, keys[rank * n:(rank + 1) * n], self.queue.clone(), self.config.temperature)
+        loss = info_nce(q, keys[rank * n : (rank + 1) * n], self.queue.clone(), self.config.temperature)
         self._dequeue_and_enqueue(keys)
         return loss
 

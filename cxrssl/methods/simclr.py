@@ -32,8 +32,9 @@ class SimCLR(Method):
 
     Config = SimCLRConfig
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: SimCLRConfig, views: tuple[ViewSpec, ...],
-                 n_train: int):
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: SimCLRConfig, views: tuple[ViewSpec, ...], n_train: int
+    ):
         super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
 

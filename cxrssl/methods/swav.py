@@ -49,13 +49,18 @@ class SwAVConfig:
         check_head(key, self)
         # with fewer prototypes than dimensions the network can map every embedding into their
         # null space, where all scores are equal and the loss is log(K) with no signal: a collapse
-        require(self.n_prototypes > self.dim, f"{key}.n_prototypes", self.n_prototypes,
-                f"more prototypes than pretrain.swav.dim ({self.dim}), or the embeddings can collapse into "
-                "the prototypes' null space")
+        require(
+            self.n_prototypes > self.dim,
+            f"{key}.n_prototypes",
+            self.n_prototypes,
+            f"more prototypes than pretrain.swav.dim ({self.dim}), or the embeddings can collapse into "
+            "the prototypes' null space",
+        )
         require(self.temperature > 0, f"{key}.temperature", self.temperature, "> 0")
         require(self.epsilon > 0, f"{key}.epsilon", self.epsilon, "> 0")
-        require(self.sinkhorn_iterations >= 1, f"{key}.sinkhorn_iterations", self.sinkhorn_iterations,
-                "a positive integer")
+        require(
+            self.sinkhorn_iterations >= 1, f"{key}.sinkhorn_iterations", self.sinkhorn_iterations, "a positive integer"
+        )
         require(self.n_local >= 0, f"{key}.n_local", self.n_local, ">= 0")
         require(0 < self.local_size_ratio <= 1, f"{key}.local_size_ratio", self.local_size_ratio, "in (0, 1]")
         require(self.queue_size >= 0, f"{key}.queue_size", self.queue_size, ">= 0")
@@ -66,8 +71,9 @@ class SwAV(Method):
 
     Config = SwAVConfig
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: SwAVConfig, views: tuple[ViewSpec, ...],
-                 n_train: int):
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: SwAVConfig, views: tuple[ViewSpec, ...], n_train: int
+    ):
         super().__init__(backbone, feature_dim, config, views, n_train)
         self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
         self.prototypes = nn.Linear(config.dim, config.n_prototypes, bias=False)
@@ -81,8 +87,11 @@ class SwAV(Method):
         """Multi-crop: 2 global views and ``n_local`` small ones (side x local_size_ratio, never under
         MIN_VIEW_SIZE), their area drawn from ``local_crop_scale``."""
         global_view = replace(view, blur=0.5)
-        local = replace(global_view, size=max(MIN_VIEW_SIZE, round(view.size * config.local_size_ratio)),
-                        scale=tuple(augment.local_crop_scale))
+        local = replace(
+            global_view,
+            size=max(MIN_VIEW_SIZE, round(view.size * config.local_size_ratio)),
+            scale=tuple(augment.local_crop_scale),
+        )
         return (global_view, global_view) + (local,) * config.n_local
 
     @torch.no_grad()
@@ -108,7 +117,9 @@ class SwAV(Method):
             codes.append(sinkhorn(crop_scores, self.config.epsilon, self.config.sinkhorn_iterations)[:n])
             if self.config.queue_size > 0:
                 with torch.no_grad():
-                    self.queue[i] = torch.cat([z[i * n:(i + 1) * n].detach(), self.queue[i]])[:self.config.queue_size]
+                    self.queue[i] = torch.cat([z[i * n : (i + 1) * n].detach(), self.queue[i]])[
+                        : self.config.queue_size
+                    ]
         return swapped_prediction(crops, codes, self.config.temperature)
 
     def before_optimizer_step(self, step: int) -> None:
