@@ -3,9 +3,9 @@
     python -m bench.linear_probe [models/pretrain] [data/preprocessed] [data/splits]
 
 For every ``<method>.pt`` and a randomly initialised backbone of the same
-architecture: features of the train and test images (no augmentation), one
+architecture: features of the train and val images (no augmentation), one
 logistic regression per class on the 1%, 10% and 100% label subsets, and the
-test macro AUROC over classes with both labels in test. Recorded in
+val macro AUROC over classes with both labels in val (cxrssl.metrics' AUROC; test is not read). Recorded in
 bench/results.json. This is a quick check of the pretraining, not the study's
 evaluation (that is the finetune/evaluate stages).
 """
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from bench._record import record
@@ -28,6 +27,7 @@ from cxrssl.data.splits import subset
 from cxrssl.data.store import ImageStore
 from cxrssl.finetune import backbone_features
 from cxrssl.initial import load_initial
+from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
 
 
@@ -35,16 +35,16 @@ def features(backbone: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
     return backbone_features(backbone, images, torch.device("cpu"), amp=True).numpy()
 
 
-def probe(train_x, train_y, test_x, test_y) -> float:
+def probe(train_x, train_y, val_x, val_y) -> float:
     scores = []
     for k in range(train_y.shape[1]):
-        keep_train, keep_test = ~np.isnan(train_y[:, k]), ~np.isnan(test_y[:, k])
-        y_train, y_test = train_y[keep_train, k], test_y[keep_test, k]
-        if len(np.unique(y_train)) < 2 or len(np.unique(y_test)) < 2:
+        keep_train, keep_val = ~np.isnan(train_y[:, k]), ~np.isnan(val_y[:, k])
+        y_train, y_val = train_y[keep_train, k], val_y[keep_val, k]
+        if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
             continue
         model = LogisticRegression(C=0.1, max_iter=1000, class_weight="balanced")
         model.fit(train_x[keep_train], y_train)
-        scores.append(roc_auc_score(y_test, model.decision_function(test_x[keep_test])))
+        scores.append(float(auroc(y_val, model.decision_function(val_x[keep_val]), np.ones((1, len(y_val))))[0]))
     return float(np.mean(scores))
 
 
@@ -52,10 +52,10 @@ def main() -> None:
     models = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("models/pretrain")
     store = ImageStore(sys.argv[2] if len(sys.argv) > 2 else "data/preprocessed")
     splits = Path(sys.argv[3]) if len(sys.argv) > 3 else Path("data/splits")
-    train, test = pd.read_csv(splits / "train.csv"), pd.read_csv(splits / "test.csv")
+    train, val = pd.read_csv(splits / "train.csv"), pd.read_csv(splits / "val.csv")
     train_images = torch.from_numpy(store.load(train["row"].to_numpy()))
-    test_images = torch.from_numpy(store.load(test["row"].to_numpy()))
-    test_y = test[list(CLASSES)].to_numpy(dtype=float)
+    val_images = torch.from_numpy(store.load(val["row"].to_numpy()))
+    val_y = val[list(CLASSES)].to_numpy(dtype=float)
 
     backbones = {}
     for path in sorted(models.glob("*.pt")):
@@ -68,18 +68,18 @@ def main() -> None:
 
     result = {}
     for init, backbone in backbones.items():
-        train_x, test_x = features(backbone, train_images), features(backbone, test_images)
+        train_x, val_x = features(backbone, train_images), features(backbone, val_images)
         scaler = StandardScaler().fit(train_x)
-        train_x, test_x = scaler.transform(train_x), scaler.transform(test_x)
+        train_x, val_x = scaler.transform(train_x), scaler.transform(val_x)
         result[init] = {}
         for pct in (1, 10, 100):
             part = subset(train.assign(i=np.arange(len(train))), pct / 100)
             rows = part["i"].to_numpy()
             result[init][str(pct)] = round(
-                probe(train_x[rows], part[list(CLASSES)].to_numpy(dtype=float), test_x, test_y), 4
+                probe(train_x[rows], part[list(CLASSES)].to_numpy(dtype=float), val_x, val_y), 4
             )
         print(init, result[init])
-    record("linear_probe", {"macro_auroc_test": result, "images": {"train": len(train), "test": len(test)}})
+    record("linear_probe", {"macro_auroc_val": result, "images": {"train": len(train), "val": len(val)}})
 
 
 if __name__ == "__main__":

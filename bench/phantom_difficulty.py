@@ -2,7 +2,7 @@
 
     python -m bench.phantom_difficulty [data/preprocessed] [data/splits]
 
-For each class, test AUROC of (a) the image's mean brightness alone and
+For each class, val AUROC (test is not read) of (a) the image's mean brightness alone and
 (b) logistic regression on 16x16-downsampled pixels trained on the full train
 split. A good phantom set is not solved by (a) (no trivial global cue) nor
 by (b) (it needs spatial features); the CNN stages must do better than both.
@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from bench._record import record
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.store import ImageStore
+from cxrssl.metrics import auroc
 
 
 def features(store: ImageStore, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,30 +34,31 @@ def main() -> None:
     store_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data/preprocessed")
     split_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("data/splits")
     store = ImageStore(store_dir)
-    train, test = (pd.read_csv(split_dir / f"{name}.csv") for name in ("train", "test"))
+    train, val = (pd.read_csv(split_dir / f"{name}.csv") for name in ("train", "val"))
     train_mean, train_pix = features(store, train["row"].to_numpy())
-    test_mean, test_pix = features(store, test["row"].to_numpy())
+    val_mean, val_pix = features(store, val["row"].to_numpy())
     mu, sd = train_pix.mean(0), train_pix.std(0) + 1e-6
     result = {}
     for name in CLASSES:
-        y_train, y_test = train[name].to_numpy(), test[name].to_numpy()
-        keep_train, keep_test = ~np.isnan(y_train), ~np.isnan(y_test)
-        y_train, y_test = y_train[keep_train], y_test[keep_test]
-        if len(np.unique(y_test)) < 2 or len(np.unique(y_train)) < 2:
+        y_train, y_val = train[name].to_numpy(), val[name].to_numpy()
+        keep_train, keep_val = ~np.isnan(y_train), ~np.isnan(y_val)
+        y_train, y_val = y_train[keep_train], y_val[keep_val]
+        if len(np.unique(y_val)) < 2 or len(np.unique(y_train)) < 2:
             result[name] = None
             continue
-        brightness = roc_auc_score(y_test, test_mean[keep_test])
+        brightness = float(auroc(y_val, val_mean[keep_val], np.ones((1, len(y_val))))[0])
         model = LogisticRegression(C=0.05, max_iter=2000)
         model.fit((train_pix[keep_train] - mu) / sd, y_train)
-        pixels = roc_auc_score(y_test, model.decision_function((test_pix[keep_test] - mu) / sd))
+        scores = model.decision_function((val_pix[keep_val] - mu) / sd)
+        pixels = float(auroc(y_val, scores, np.ones((1, len(y_val))))[0])
         result[name] = {
             "brightness_auroc": round(max(brightness, 1 - brightness), 3),
             "pixel_logreg_auroc": round(pixels, 3),
-            "test_positives": int(y_test.sum()),
+            "val_positives": int(y_val.sum()),
         }
         print(
             f"{name:28s} brightness {result[name]['brightness_auroc']:.3f}  "
-            f"16x16 logistic {result[name]['pixel_logreg_auroc']:.3f}  (test positives {int(y_test.sum())})"
+            f"16x16 logistic {result[name]['pixel_logreg_auroc']:.3f}  (val positives {int(y_val.sum())})"
         )
     scored = [v for v in result.values() if v]
     summary = {k: round(float(np.mean([v[k] for v in scored])), 3) for k in ("brightness_auroc", "pixel_logreg_auroc")}

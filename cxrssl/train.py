@@ -79,6 +79,16 @@ def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device)
 
 
+#: What ``fit``'s history records of time. They differ on every run, so no output keeps them: the
+#: stages print them, and the benchmarks in bench/ measure speed.
+TIMINGS = ("seconds", "images_per_s")
+
+
+def without_timings(history: list[dict]) -> list[dict]:
+    """``fit``'s per-epoch history without the wall-clock entries (what outputs may keep)."""
+    return [{k: v for k, v in epoch.items() if k not in TIMINGS} for epoch in history]
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 

@@ -35,6 +35,7 @@ from cxrssl.finetune import FinetuneConfig, finetune, predict
 from cxrssl.initial import load_initial
 from cxrssl.io import write_csv, write_json
 from cxrssl.params import from_dict, read_params
+from cxrssl.train import without_timings
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -120,10 +121,10 @@ def main(argv: list[str] | None = None) -> None:
                     axis=1,
                 )
             )
-        curves.append(pd.DataFrame(history).assign(seed=seed))
+        curves.append(pd.DataFrame(without_timings(history)).assign(seed=seed))
         runs[str(seed)] = {
             k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items() if k != "seconds"
-        }  # timings: the plot's CSV and the log, never in a result
+        }  # timings are printed, never kept in an output
         models[seed] = {
             "init": init,
             "pct": pct,

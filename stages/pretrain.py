@@ -26,9 +26,9 @@ from cxrssl.io import atomic_file, write_csv, write_json
 from cxrssl.methods import METHODS, config_class
 from cxrssl.params import from_dict, read_params
 from cxrssl.pretraining import PretrainConfig, check_batch_split, pretrain
+from cxrssl.train import without_timings
 
 CHECKPOINTS = Path("checkpoints")
-TIMINGS = ("seconds", "images_per_s")  # per epoch: in the plot's CSV (read by nothing), not in the backbone
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         "image_size": int(images.shape[-1]),
         "backbone": trained.backbone.state_dict(),
         "config": {"common": asdict(config), method: asdict(method_config)},
-        "history": [{k: v for k, v in epoch.items() if k not in TIMINGS} for epoch in history],
+        "history": without_timings(history),
     }
     with atomic_file(model_path, "wb") as handle:
         torch.save(state, handle)
-    write_csv(plot_path, pd.DataFrame(history))
+    write_csv(plot_path, pd.DataFrame(without_timings(history)))
     write_json(
         metrics_path,
         {
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in summary.items()
             if k not in ("images_per_s", "wall_time_s")
         },
-    )  # timings: the plot's CSV and the log
+    )  # timings are printed, never kept in an output
     checkpoint.unlink(missing_ok=True)
     print(
         f"pretrain@{method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "

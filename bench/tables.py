@@ -1,0 +1,339 @@
+"""The tables in README.md and docs/, written from the recorded results so that no number exists twice.
+
+    python -m bench.tables            # rewrite every generated table in place
+    python -m bench.tables --check    # exit 1 if a table differs from what the results say (tests run this)
+
+A generated table sits between ``<!-- table:NAME -->`` and ``<!-- /table -->``
+in a Markdown file; NAME is one of :data:`TABLES`. Sources: ``results/``
+(the committed run, written by the report stage), ``bench/defaults.json``
+and ``bench/seeds.json`` (``python -m bench.variants``) and
+``bench/results.json`` (the benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = {"random": "random", "moco": "MoCo v2", "simclr": "SimCLR", "byol": "BYOL", "swav": "SwAV"}
+FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def _load(path: str) -> dict:
+    file = REPO / path
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def _ci(cell: dict, key: str) -> str:
+    if cell.get(key) is None:
+        return "n/a"
+    return f"{cell[key]:.3f} [{cell[f'{key}_low']:.3f}, {cell[f'{key}_high']:.3f}]"
+
+
+def _percents(evaluation: dict) -> list[str]:
+    return sorted(next(iter(evaluation.values())), key=int)
+
+
+def results() -> str:
+    """Val and test macro AUROC of every cell of the committed run, with patient-bootstrap intervals."""
+    evaluation = _load("results/evaluate.json")
+    percents = _percents(evaluation)
+    head = "| init | " + " | ".join(f"{p}% ({evaluation['random'][p]['protocol']}): val / test" for p in percents)
+    lines = [head + " |", "|---|" + "---|" * len(percents)]
+    for init, cells in evaluation.items():
+        row = [f"{_ci(cells[p], 'val_auroc_macro')} / {_ci(cells[p], 'auroc_macro')}" for p in percents]
+        lines.append(f"| {NAMES.get(init, init)} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _by_seed() -> dict[str, dict]:
+    """{seed name: evaluate cells}: seed 0 is the committed run, the others bench/seeds.json's."""
+    runs = {"seed-0": _load("results/evaluate.json")}
+    runs.update({name: run["cells"] for name, run in sorted(_load("bench/seeds.json").items())})
+    return runs
+
+
+def seeds() -> str:
+    """Mean ± sd over pretraining-and-fine-tuning seeds, the gain over random, and whether it clears both noises."""
+    runs = _by_seed()
+    if len(runs) < 2:
+        return "(no seed runs recorded yet: python -m bench.variants seeds)"
+    base = runs["seed-0"]
+    percents = _percents(base)
+    lines = [
+        f"Seeds: {', '.join(s.removeprefix('seed-') for s in runs)} (pretraining and fine-tuning seed "
+        f"together). Each cell: test macro AUROC mean ± sd over seeds; gain: the mean of the per-seed "
+        f"differences to random ± their sd; ± CI: half the width of the seed-0 bootstrap interval.",
+        "",
+        "| init | " + " | ".join(f"{p}%: AUROC | gain | ± CI | gain > sd and > CI?" for p in percents) + " |",
+        "|---|" + "---|---|---|---|" * len(percents),
+    ]
+    for init in base:
+        row = []
+        for p in percents:
+            values = [run[init][p]["auroc_macro"] for run in runs.values()]
+            gains = [run[init][p]["auroc_macro"] - run["random"][p]["auroc_macro"] for run in runs.values()]
+            half = (base[init][p]["auroc_macro_high"] - base[init][p]["auroc_macro_low"]) / 2
+            mean, sd = statistics.mean(values), statistics.stdev(values)
+            gain, gain_sd = statistics.mean(gains), statistics.stdev(gains)
+            holds = "yes" if init != "random" and gain > gain_sd and gain > half else ("" if init == "random" else "no")
+            row += [
+                f"{mean:.3f} ± {sd:.3f}",
+                "" if init == "random" else f"{gain:+.3f} ± {gain_sd:.3f}",
+                f"{half:.3f}",
+                holds,
+            ]
+        lines.append(f"| {NAMES.get(init, init)} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+#: The decisions behind the defaults: (question, default variant's name in the record, the alternatives).
+DECISIONS = [
+    (
+        "phantom contrast (SimCLR; a property of the benchmark: a sensitivity check, not a choice)",
+        "3.0",
+        ["contrast-1.0", "contrast-2.0"],
+    ),
+    ("crop area from (SimCLR, pretrain.common.crop_scale_min)", "0.5", ["crop-0.2", "crop-0.8"]),
+    ("pretraining epochs (SimCLR; the budget sets 8)", "8", ["epochs-12"]),
+    ("backbone (SimCLR; the budget sets resnet10)", "resnet10", ["backbone-resnet18"]),
+    ("MoCo key-encoder momentum", "0.995", ["moco-m-0.99", "moco-m-0.999"]),
+    ("MoCo queue", "1024", ["moco-queue-4096"]),
+    ("BYOL tau_base", "0.9", ["byol-tau-0.8", "byol-tau-0.99"]),
+    ("SwAV small crops", "2", ["swav-local-4"]),
+    ("SwAV epsilon", "0.02", ["swav-eps-0.01", "swav-eps-0.05"]),
+]
+
+
+def _val(cell: dict) -> str:
+    return f"{cell['val_auroc_macro']:.3f}"
+
+
+def defaults() -> str:
+    """Val macro AUROC of each default against its alternatives (the method's own cells, and random's)."""
+    record = _load("bench/defaults.json")
+    if "default" not in record:
+        return "(no variants recorded yet: python -m bench.variants defaults)"
+    base = record["default"]["cells"]
+    percents = _percents(base)
+    lines = [
+        "| question | value | init | " + " | ".join(f"val {p}%" for p in percents) + " |",
+        "|---|---|---|" + "---|" * len(percents),
+    ]
+    for question, default, alternatives in DECISIONS:
+        present = [a for a in alternatives if a in record]
+        if not present:
+            continue
+        init = next(i for i in record[present[0]]["cells"] if i != "random")
+        rows = [(f"**{default}** (default)", base[init])]
+        rows += [(name.rsplit("-", 1)[-1], record[name]["cells"][init]) for name in present]
+        for i, (value, cells) in enumerate(rows):
+            lines.append(
+                f"| {question if i == 0 else ''} | {value} | {NAMES[init]} | "
+                + " | ".join(_val(cells[p]) for p in percents)
+                + " |"
+            )
+    for name, label in (("protocol-full", "end to end everywhere"), ("protocol-linear", "frozen everywhere")):
+        if name in record:
+            cells = record[name]["cells"]
+            mean = [statistics.mean(c[p]["val_auroc_macro"] for c in cells.values()) for p in percents]
+            lines.append(
+                f"| protocol (mean over the 5 inits) | {label} | all | " + " | ".join(f"{m:.3f}" for m in mean) + " |"
+            )
+    if any(n in record for n in ("protocol-full", "protocol-linear")):
+        mean = [statistics.mean(c[p]["val_auroc_macro"] for c in base.values()) for p in percents]
+        lines.append(
+            "| | **linear at 1%, 10%; end to end at 100%** (default) | all | "
+            + " | ".join(f"{m:.3f}" for m in mean)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def gradcam() -> str:
+    """Pointing game per localised class and init, the best init's Wilson interval, and the centre prior."""
+    scores = _load("results/gradcam.json")
+    inits = [k for k in scores if k != "center_prior"]
+    classes = list(scores["center_prior"])
+    lines = [
+        "| class (n) | " + " | ".join(NAMES.get(i, i) for i in inits) + " | centre prior |",
+        "|---|" + "---|" * (len(inits) + 1),
+    ]
+    for name in classes:
+        best = max(inits, key=lambda i: scores[i][name]["pointing_game"])
+        cells = []
+        for init in inits:
+            c = scores[init][name]
+            text = f"{c['pointing_game']:.2f}"
+            cells.append(
+                f"**{text}** [{c['pointing_game_low']:.2f}, {c['pointing_game_high']:.2f}]" if init == best else text
+            )
+        prior = scores["center_prior"][name]
+        low, high = prior["pointing_game_low"], prior["pointing_game_high"]
+        cells.append(f"{prior['pointing_game']:.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"| {name} ({prior['n']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reproducibility() -> str:
+    """What changes when the machine changes (emulated): the store, the first pretraining losses, a probe."""
+    record = _load("bench/results.json").get("reproducibility")
+    if not record:
+        return "(not measured yet: python -m bench.reproducibility)"
+    lines = [
+        "| what differs | store bytes | MoCo loss, 5 steps | SimCLR loss, 5 steps | linear probe val AUROC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in record.items():
+        if name == "machine":
+            continue
+        loss = r["pretrain_loss_change"]
+        lines.append(
+            f"| {name} | {'identical' if r['store_identical'] else 'differ'} | {loss['moco']:+.2g} | "
+            f"{loss['simclr']:+.2g} | {r['linear_val_auroc_change']:+.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def _machine(entry: dict) -> str:
+    m = entry.get("machine", {})
+    return f"{m.get('cpu_cores', '?')} cores, {m.get('date', '?')}"
+
+
+def performance() -> str:
+    """The benchmarks' headline figures, each with its command and when and where it ran."""
+    r = _load("bench/results.json")
+    rows = []
+
+    def add(key: str, what: str, figure: Callable[[dict], str], command: str) -> None:
+        if key in r:
+            rows.append(f"| {what} | {figure(r[key])} | `{command}` | {_machine(r[key])} |")
+
+    add(
+        "pipeline",
+        "the whole `dvc repro` from scratch (every stage run)",
+        lambda e: f"{e['repro_minutes']} min; per stage: " + ", ".join(f"{k} {v} s" for k, v in e["stages_s"].items()),
+        "python -m bench.pipeline",
+    )
+    add(
+        "phantom_generation",
+        "generate the phantom set",
+        lambda e: f"{e['images']:,} images in {e['zip']['seconds']} s ({e['zip']['images_per_s']:.0f} images/s)",
+        "python -m bench.phantom_generation",
+    )
+    add(
+        "preprocess_throughput",
+        "preprocess phantom JPEGs (320 × 384) → 64 / 224 px, 2 workers",
+        lambda e: "{:.0f} / {:.0f} images/s".format(
+            e["phantom_jpeg_320x384"]["64px"]["store_2_workers"], e["phantom_jpeg_320x384"]["224px"]["store_2_workers"]
+        ),
+        "python -m bench.preprocess_throughput",
+    )
+    add(
+        "preprocess_throughput",
+        "preprocess real NIH PNGs (256 px) → 64 / 224 px, 2 workers",
+        lambda e: "{:.0f} / {:.0f} images/s".format(
+            e["nih_png_256"]["64px"]["store_2_workers"], e["nih_png_256"]["224px"]["store_2_workers"]
+        ),
+        "python -m bench.preprocess_throughput",
+    )
+    add(
+        "split_real_table",
+        "read and split CheXpert's label table (223,414 rows)",
+        lambda e: f"{e['read_and_validate_s']} s to read and check, {max(e['split_s'].values())} s to split",
+        "python -m bench.split_real_table",
+    )
+    add(
+        "archive_open",
+        "open CheXpert's zip (224,316 members) in a worker",
+        lambda e: f"{e['open_s']} s, {e['held_mib']} MiB held",
+        "python -m bench.archive_open",
+    )
+    for backbone in ("resnet10", "resnet18"):
+        add(
+            f"pretrain_throughput_{backbone}",
+            f"pretraining images/s, {backbone}, 64 px, batch 128 (ceiling ratio)",
+            lambda e: ", ".join(
+                f"{m} {v['ours_images_per_s']:.0f} ({v['cost_ratio']})" for m, v in e["methods"].items()
+            ),
+            f"python -m bench.pretrain_throughput --backbone {backbone}",
+        )
+    add(
+        "view_throughput",
+        "each method's views alone (share of a training step)",
+        lambda e: ", ".join(
+            f"{m} {v['images_per_s']:.0f}/s ({v['share_of_step']:.0%})" for m, v in e["methods"].items()
+        ),
+        "python -m bench.view_throughput",
+    )
+    add(
+        "channels_last",
+        "bare ResNet-10 step, NCHW → channels-last",
+        lambda e: f"{e['median_views_per_s']['nchw']:.0f} → {e['median_views_per_s']['channels_last']:.0f} views/s "
+        f"(×{e['speedup']})",
+        "python -m bench.channels_last",
+    )
+    add(
+        "dvc_noop",
+        "`dvc repro` / `dvc status` with nothing to do",
+        lambda e: f"{e['repro']['median_s']} / {e['status']['median_s']} s (median of {len(e['repro']['runs_s'])})",
+        "python -m bench.dvc_noop",
+    )
+    add(
+        "phantom_difficulty",
+        "shallow baselines on the phantoms: brightness / 16 × 16 pixels (val macro AUROC)",
+        lambda e: f"{e['macro']['brightness_auroc']} / {e['macro']['pixel_logreg_auroc']}",
+        "python -m bench.phantom_difficulty",
+    )
+    add(
+        "linear_probe",
+        "logistic regression on frozen features at 1 / 10 / 100% (val macro AUROC)",
+        lambda e: "; ".join(
+            f"{i} " + " / ".join(f"{v:.3f}" for v in c.values()) for i, c in e["macro_auroc_val"].items()
+        ),
+        "python -m bench.linear_probe",
+    )
+    head = ["| what | figure | command | machine |", "|---|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "performance": performance,
+    "results": results,
+    "seeds": seeds,
+    "defaults": defaults,
+    "gradcam": gradcam,
+    "reproducibility": reproducibility,
+}
+_BLOCK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)\n?<!-- /table -->", re.DOTALL)
+
+
+def render(text: str) -> str:
+    return _BLOCK.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + "\n<!-- /table -->", text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that every table is up to date")
+    args = parser.parse_args(argv)
+    stale = []
+    for file in FILES:
+        text = file.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(file.relative_to(REPO))
+            if not args.check:
+                file.write_text(new)
+    if args.check and stale:
+        sys.exit(f"generated tables out of date in {', '.join(map(str, stale))}: run python -m bench.tables")
+    print("tables " + ("up to date" if not stale else f"rewritten in {', '.join(map(str, stale))}"))
+
+
+if __name__ == "__main__":
+    main()
