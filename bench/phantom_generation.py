@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench._record import record
-from cxrssl.data.phantoms import PhantomConfig, generate
 from cxrssl.params import load_section
+from cxrssl.phantoms.dataset import PhantomConfig, generate
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxrssl.data.phantom_images import render, sample_patient  # noqa: E402
+from cxrssl.phantoms import render, sample_patient  # noqa: E402
 
 #: (title, findings, view) of each cell.
 CASES: list[tuple[str, dict[str, float], str]] = [

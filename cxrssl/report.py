@@ -17,8 +17,7 @@ from pathlib import Path
 from cxrssl.errors import DataError
 from cxrssl.io import atomic_file, write_json
 
-#: The headline's figures per cell, and the baseline every gain is measured from.
-HEADLINE_KEYS = ("val_auroc_macro", "auroc_macro", "auroc_macro_low", "auroc_macro_high")
+#: The baseline every gain is measured from.
 BASELINE = "random"
 
 
@@ -33,20 +32,35 @@ def read_json(path: Path, stage: str):
 
 
 def headline(evaluation: dict, inits: list[str], percents: list[int]) -> dict:
-    """``{init: {pct: {val_auroc_macro, auroc_macro, its interval, gain_over_random}}}`` from evaluate.json.
+    """What variants are compared on, from evaluate.json: macro AUROC per init and label percent.
 
-    ``gain_over_random`` is the test macro AUROC minus random initialisation's
-    at the same label percent (absent when random is not among the inits).
+    ``{"val": {init: {pct: ...}}, "test": ..., "test_low": ..., "test_high": ..., "test_gain": ...}``:
+    val first (choose on it), then test with its interval, and the test gain
+    over random initialisation at the same percent (for the other inits,
+    when random is one of them). Grouped by figure, so that ``dvc exp show``
+    names the columns ``val.simclr.10`` and can keep just the val ones.
     """
-    out: dict = {}
-    for init in inits:
-        for pct in map(str, percents):
-            cell = evaluation[init][pct]
-            row = {key: cell[key] for key in HEADLINE_KEYS}
-            if BASELINE in evaluation and cell["auroc_macro"] is not None:
-                base = evaluation[BASELINE][pct]["auroc_macro"]
-                row["gain_over_random"] = None if base is None else round(cell["auroc_macro"] - base, 5)
-            out.setdefault(init, {})[pct] = row
+    keys = {
+        "val": "val_auroc_macro",
+        "test": "auroc_macro",
+        "test_low": "auroc_macro_low",
+        "test_high": "auroc_macro_high",
+    }
+    out: dict = {
+        name: {init: {str(p): evaluation[init][str(p)][key] for p in percents} for init in inits}
+        for name, key in keys.items()
+    }
+    if BASELINE in inits:
+        out["test_gain"] = {
+            init: {
+                str(p): None
+                if None in (out["test"][init][str(p)], out["test"][BASELINE][str(p)])
+                else round(out["test"][init][str(p)] - out["test"][BASELINE][str(p)], 5)
+                for p in percents
+            }
+            for init in inits
+            if init != BASELINE
+        }
     return out
 
 

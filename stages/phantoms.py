@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from cxrssl.cli import run
-from cxrssl.data.phantoms import PhantomConfig, generate
 from cxrssl.io import atomic_dir, atomic_file
 from cxrssl.params import load_section
+from cxrssl.phantoms.dataset import PhantomConfig, generate
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     inits = [check_name("inits", i) for i in check_list("inits", params.get("inits"), str)]
     percents = check_list("label_percents", params.get("label_percents"), int)
     top = gather(args.metrics, args.plots, args.out, methods, inits, percents)
-    for init, cells in top.items():
-        line = "  ".join(
-            f"{pct}%: val {_number(c['val_auroc_macro'])} test {_number(c['auroc_macro'])}"
-            + (f" ({c['gain_over_random']:+.3f})" if c.get("gain_over_random") is not None else "")
-            for pct, c in cells.items()
+    for init in inits:
+        cells = "  ".join(
+            f"{p}%: val {_number(top['val'][init][str(p)])} test {_number(top['test'][init][str(p)])}"
+            + (
+                f" ({top['test_gain'][init][str(p)]:+.3f})"
+                if init in top.get("test_gain", {}) and top["test_gain"][init][str(p)] is not None
+                else ""
+            )
+            for p in percents
         )
-        print(f"report: {init:>8}  {line}")
+        print(f"report: {init:>8}  {cells}")
     print(f"report: wrote {args.out}/")
 
 

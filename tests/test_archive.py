@@ -125,7 +125,7 @@ def test_a_failed_zip_write_closes_the_archive_while_its_file_is_open(tmp_path):
     import gc
     import warnings
 
-    from cxrssl.data.phantoms import _ZipWriter
+    from cxrssl.phantoms.dataset import _ZipWriter
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an unraisable error in ZipFile.__del__ would surface here

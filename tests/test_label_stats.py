@@ -4,8 +4,8 @@ import pytest
 from scipy import stats
 
 from cxrssl.data.label_stats import PATHOLOGIES, derive, load_stats, nearest_correlation, tetrachoric
-from cxrssl.data.phantoms import latents_to_labels, no_finding, sample_latents, sample_table
 from cxrssl.data.schema import CLASSES, COLUMNS
+from cxrssl.phantoms.dataset import latents_to_labels, no_finding, sample_latents, sample_table
 
 
 @pytest.mark.parametrize("rho", [-0.5, 0.0, 0.3, 0.8])

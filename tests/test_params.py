@@ -7,7 +7,6 @@ import pytest
 
 from cxrssl.cross_dataset import CrossDatasetConfig
 from cxrssl.data.images import PreprocessConfig
-from cxrssl.data.phantoms import PhantomConfig
 from cxrssl.data.sources import DataConfig
 from cxrssl.data.splits import SplitConfig
 from cxrssl.distributed import validate_params
@@ -17,6 +16,7 @@ from cxrssl.finetune import FinetuneConfig
 from cxrssl.gradcam import GradcamConfig
 from cxrssl.methods import METHODS
 from cxrssl.params import SECTIONS, check_list, from_dict, lookup, read_params
+from cxrssl.phantoms.dataset import PhantomConfig
 from cxrssl.pretraining import PretrainConfig
 from tests.conftest import REPO
 

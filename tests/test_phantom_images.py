@@ -5,18 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrssl.data.phantom_images import (
-    VIEWS,
-    Patient,
-    Region,
-    _build_anatomy,
-    _plan_findings,
-    _sample_pose,
-    _stream_seeds,
-    render,
-    sample_patient,
-)
 from cxrssl.data.schema import CLASSES
+from cxrssl.phantoms import VIEWS, Patient, Region, render, sample_patient
+from cxrssl.phantoms.anatomy import build_anatomy
+from cxrssl.phantoms.findings import plan_findings, stream_seeds
+from cxrssl.phantoms.patient import sample_pose
 
 FINDINGS = tuple(c for c in CLASSES if c != "No Finding")
 SIZE = 128
@@ -169,12 +162,12 @@ def test_cardiothoracic_ratio_separates_cardiomegaly():
     for seed in range(20):
         patient = _patient(seed)
         for view in ("PA", "AP"):
-            pose = _sample_pose(np.random.default_rng(seed), view)
-            assert _build_anatomy(patient, pose, {}).heart_width / 2.0 < 0.5
+            pose = sample_pose(np.random.default_rng(seed), view)
+            assert build_anatomy(patient, pose, {}).heart_width / 2.0 < 0.5
             for contrast in (0.5, 1.0):
-                seeds = _stream_seeds(np.random.default_rng(seed))
-                plan = _plan_findings({"Cardiomegaly": 1.0}, contrast, seeds)
-                assert _build_anatomy(patient, pose, plan).heart_width / 2.0 > 0.5
+                seeds = stream_seeds(np.random.default_rng(seed))
+                plan = plan_findings({"Cardiomegaly": 1.0}, contrast, seeds)
+                assert build_anatomy(patient, pose, plan).heart_width / 2.0 > 0.5
 
 
 def test_lateral_view_works():

@@ -6,7 +6,7 @@ the real table at run time. To derive them again::
 
     python -m cxrssl.data.label_stats path/to/train.csv[.gz] cxrssl/data/chexpert_label_stats.json
 
-The label model (see :func:`cxrssl.data.phantoms.sample_study_labels`) is a
+The label model (see :func:`cxrssl.phantoms.dataset.sample_table`) is a
 Gaussian copula: each pathology k has a latent ``z_k ~ N(0, 1)``, the latents of
 one study are correlated with the matrix ``R`` (tetrachoric correlations of
 "mentioned as present", i.e. positive or uncertain, fitted pair by pair), and a

@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cxrssl.data import phantom_images
 from cxrssl.data.label_stats import NO_FINDING_EXCLUDES, load_stats
 from cxrssl.data.schema import CLASSES, COLUMNS, NEGATIVE, POSITIVE, REGION_COLUMNS, UNCERTAIN
 from cxrssl.parallel import process_pool
 from cxrssl.params import require
+from cxrssl.phantoms.patient import sample_patient
+from cxrssl.phantoms.render import render
 from cxrssl.progress import progress as progress_bar
 
 DATASET_NAME = "CheXpert-v1.0-small"
@@ -219,9 +220,9 @@ def _render_one(draw: dict) -> tuple[str, bytes, list[dict]]:
     """Render and encode one image: (its CSV path, the JPEG, its regions as CSV rows)."""
     s = _job_settings
     patient_rng = np.random.default_rng([s["seed"], draw["patient"]])
-    patient = phantom_images.sample_patient(patient_rng, draw["sex"], draw["age"])
+    patient = sample_patient(patient_rng, draw["sex"], draw["age"])
     image_rng = np.random.default_rng([s["seed"], *draw["seed"]])
-    image, regions = phantom_images.render(
+    image, regions = render(
         patient, draw["findings"], draw["view"], image_rng, s["height"], s["width"], contrast=s["contrast"]
     )
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, s["quality"]])
