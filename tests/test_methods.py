@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -156,3 +157,47 @@ def test_small_crops_never_shrink_a_resnet_stage_to_one_pixel():
         )
     )
     assert features.shape[-2:] == (2, 2)  # what the last stage's strided convolution sees
+
+
+def test_a_new_method_is_one_class_and_one_registry_line(monkeypatch):
+    """A toy method: its file (this class and its Config) plus its line in METHODS; nothing else changes."""
+    from dataclasses import dataclass
+
+    import cxrssl.methods as methods
+    from cxrssl.errors import ParamError
+    from cxrssl.methods.base import Method, check_head
+    from cxrssl.models import mlp
+    from cxrssl.params import from_dict, require
+    from cxrssl.pretraining import pretrain
+
+    @dataclass(frozen=True)
+    class ToyConfig:
+        hidden_dim: int
+        dim: int
+        scale: float
+
+        def validate(self) -> None:
+            check_head("pretrain.toy", self)
+            require(self.scale > 0, "pretrain.toy.scale", self.scale, "> 0")
+
+    class Toy(Method):
+        """Two views pulled together by cosine similarity (it collapses, which is fine for a toy)."""
+
+        Config = ToyConfig
+
+        def __init__(self, backbone, feature_dim, config, views, n_train):
+            super().__init__(backbone, feature_dim, config, views, n_train)
+            self.projector = mlp(feature_dim, config.hidden_dim, config.dim)
+
+        def loss(self, views):
+            a, b = (torch.nn.functional.normalize(self.projector(self.backbone(v)), dim=1) for v in views)
+            return -self.config.scale * (a * b).sum(1).mean()
+
+    monkeypatch.setitem(methods.METHODS, "toy", Toy)  # the one registration line
+    config = from_dict(methods.config_class("toy"), "pretrain.toy", {"hidden_dim": 16, "dim": 8, "scale": 1.0})
+    with pytest.raises(ParamError, match=r"pretrain\.toy\.scale is -1"):
+        from_dict(methods.config_class("toy"), "pretrain.toy", {"hidden_dim": 16, "dim": 8, "scale": -1})
+    images = (torch.rand(16, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    common = settings(PretrainConfig, "pretrain.common", backbone="resnet10", epochs=1, batch_size=8, probe_images=8)
+    method, history, _ = pretrain("toy", images, common, config, None, torch.device("cpu"))
+    assert isinstance(method, Toy) and len(method.views) == 2 and np.isfinite(history[0]["loss"])
