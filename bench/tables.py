@@ -93,66 +93,88 @@ def seeds() -> str:
     return "\n".join(lines)
 
 
-#: The decisions behind the defaults: (question, default variant's name in the record, the alternatives).
+#: The decisions behind the defaults: (question, the default's value, {alternative value: [recorded variants]},
+#: the inits whose cells decide). A method's own parameter is decided on its cells; a shared one on every
+#: method's (SimCLR's variant and the one for the other three); budget-bound ones are shown, not chosen.
 DECISIONS = [
     (
-        "phantom contrast (SimCLR; a property of the benchmark: a sensitivity check, not a choice)",
+        "phantom contrast: a property of the benchmark, shown as a sensitivity check, not chosen",
         "3.0",
-        ["contrast-1.0", "contrast-2.0"],
+        {"1.0": ["contrast-1.0"], "2.0": ["contrast-2.0"]},
+        ["simclr"],
     ),
-    ("crop area from (SimCLR, pretrain.common.crop_scale_min)", "0.5", ["crop-0.2", "crop-0.8"]),
-    ("pretraining epochs (SimCLR; the budget sets 8)", "8", ["epochs-12"]),
-    ("backbone (SimCLR; the budget sets resnet10)", "resnet10", ["backbone-resnet18"]),
-    ("MoCo key-encoder momentum", "0.995", ["moco-m-0.99", "moco-m-0.999"]),
-    ("MoCo queue", "1024", ["moco-queue-4096"]),
-    ("BYOL tau_base", "0.9", ["byol-tau-0.8", "byol-tau-0.99"]),
-    ("SwAV small crops", "2", ["swav-local-4"]),
-    ("SwAV epsilon", "0.02", ["swav-eps-0.01", "swav-eps-0.05"]),
+    (
+        "crop area from (pretrain.common.crop_scale_min; every method)",
+        "0.5",
+        {"0.2": ["crop-0.2", "crop-0.2-others"], "0.8": ["crop-0.8", "crop-0.8-others"]},
+        ["moco", "simclr", "byol", "swav"],
+    ),
+    ("pretraining epochs: set by the time budget, shown", "8", {"12": ["epochs-12"]}, ["simclr"]),
+    ("backbone: set by the time budget, shown", "resnet10", {"resnet18": ["backbone-resnet18"]}, ["simclr"]),
+    ("MoCo key-encoder momentum", "0.995", {"0.99": ["moco-m-0.99"], "0.999": ["moco-m-0.999"]}, ["moco"]),
+    ("MoCo queue", "1024", {"4096": ["moco-queue-4096"]}, ["moco"]),
+    ("BYOL tau_base", "0.9", {"0.8": ["byol-tau-0.8"], "0.99": ["byol-tau-0.99"]}, ["byol"]),
+    ("SwAV small crops", "2", {"4": ["swav-local-4"]}, ["swav"]),
+    ("SwAV epsilon", "0.02", {"0.01": ["swav-eps-0.01"], "0.05": ["swav-eps-0.05"]}, ["swav"]),
 ]
 
 
-def _val(cell: dict) -> str:
-    return f"{cell['val_auroc_macro']:.3f}"
+def _cells(record: dict, names: list[str]) -> dict | None:
+    """The cells of the variants ``names``, merged (each adds its inits), or None if one is missing."""
+    if any(name not in record for name in names):
+        return None
+    merged: dict = {}
+    for name in names:
+        merged.update(record[name]["cells"])
+    return merged
+
+
+def _mean(cells: dict, inits: list[str], pct: str) -> float:
+    return statistics.mean(cells[i][pct]["val_auroc_macro"] for i in inits)
 
 
 def defaults() -> str:
-    """Val macro AUROC of each default against its alternatives (the method's own cells, and random's)."""
+    """Val macro AUROC of each default against its alternatives, averaged over the cells that decide."""
     record = _load("bench/defaults.json")
     if "default" not in record:
         return "(no variants recorded yet: python -m bench.variants defaults)"
     base = record["default"]["cells"]
     percents = _percents(base)
     lines = [
-        "| question | value | init | " + " | ".join(f"val {p}%" for p in percents) + " |",
-        "|---|---|---|" + "---|" * len(percents),
+        "| question | value | cells | " + " | ".join(f"val {p}%" for p in percents) + " | mean |",
+        "|---|---|---|" + "---|" * (len(percents) + 1),
     ]
-    for question, default, alternatives in DECISIONS:
-        present = [a for a in alternatives if a in record]
-        if not present:
+    for question, default, alternatives, inits in DECISIONS:
+        rows = [(f"{default} (default)", base)]
+        rows += [(value, cells) for value, names in alternatives.items() if (cells := _cells(record, names))]
+        if len(rows) == 1:
             continue
-        init = next(i for i in record[present[0]]["cells"] if i != "random")
-        rows = [(f"**{default}** (default)", base[init])]
-        rows += [(name.rsplit("-", 1)[-1], record[name]["cells"][init]) for name in present]
-        for i, (value, cells) in enumerate(rows):
+        means = [statistics.mean(_mean(c, inits, p) for p in percents) for _, c in rows]
+        best = max(range(len(rows)), key=lambda k: means[k])
+        who = ", ".join(NAMES[i] for i in inits)
+        for k, (value, cells) in enumerate(rows):
+            mark = f"**{means[k]:.3f}**" if k == best else f"{means[k]:.3f}"
             lines.append(
-                f"| {question if i == 0 else ''} | {value} | {NAMES[init]} | "
-                + " | ".join(_val(cells[p]) for p in percents)
-                + " |"
+                f"| {question if k == 0 else ''} | {value} | {who if k == 0 else ''} | "
+                + " | ".join(f"{_mean(cells, inits, p):.3f}" for p in percents)
+                + f" | {mark} |"
             )
-    for name, label in (("protocol-full", "end to end everywhere"), ("protocol-linear", "frozen everywhere")):
+    protocols = {"linear at 1%, 10%; end to end at 100% (default)": base}
+    for name, label in (
+        ("protocol-linear", "frozen backbone (linear) everywhere"),
+        ("protocol-full", "end to end everywhere"),
+    ):
         if name in record:
-            cells = record[name]["cells"]
-            mean = [statistics.mean(c[p]["val_auroc_macro"] for c in cells.values()) for p in percents]
+            protocols[label] = record[name]["cells"]
+    if len(protocols) > 1:
+        every = list(base)
+        for k, (label, cells) in enumerate(protocols.items()):
             lines.append(
-                f"| protocol (mean over the 5 inits) | {label} | all | " + " | ".join(f"{m:.3f}" for m in mean) + " |"
+                f"| {'fine-tuning protocol, per label percent' if k == 0 else ''} | {label} | "
+                f"{'all five' if k == 0 else ''} | "
+                + " | ".join(f"{_mean(cells, every, p):.3f}" for p in percents)
+                + " | |"
             )
-    if any(n in record for n in ("protocol-full", "protocol-linear")):
-        mean = [statistics.mean(c[p]["val_auroc_macro"] for c in base.values()) for p in percents]
-        lines.append(
-            "| | **linear at 1%, 10%; end to end at 100%** (default) | all | "
-            + " | ".join(f"{m:.3f}" for m in mean)
-            + " |"
-        )
     return "\n".join(lines)
 
 

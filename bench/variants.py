@@ -32,12 +32,16 @@ REPO = Path(__file__).resolve().parents[1]
 #: name -> -S changes. A method's own parameters are compared on that method alone (and random), which
 #: reuses every other stage from the run cache.
 ONE = {m: [f"methods=[{m}]", f"inits=[random,{m}]"] for m in ("moco", "simclr", "byol", "swav")}
+#: A shared parameter is decided on every method: SimCLR's variant and this one for the other three.
+OTHERS = ["methods=[moco,byol,swav]", "inits=[random,moco,byol,swav]"]
 DEFAULTS = {
     "default": [],
     "contrast-1.0": ["phantoms.contrast=1.0", *ONE["simclr"]],
     "contrast-2.0": ["phantoms.contrast=2.0", *ONE["simclr"]],
     "crop-0.2": ["pretrain.common.crop_scale_min=0.2", *ONE["simclr"]],
     "crop-0.8": ["pretrain.common.crop_scale_min=0.8", *ONE["simclr"]],
+    "crop-0.2-others": ["pretrain.common.crop_scale_min=0.2", *OTHERS],
+    "crop-0.8-others": ["pretrain.common.crop_scale_min=0.8", *OTHERS],
     "epochs-12": ["pretrain.common.epochs=12", *ONE["simclr"]],
     "backbone-resnet18": ["pretrain.common.backbone=resnet18", *ONE["simclr"]],
     "swav-local-4": ["pretrain.swav.n_local=4", *ONE["swav"]],

@@ -17,11 +17,14 @@ for the configuration chosen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cxrssl.cells import read_info, read_predictions
 from cxrssl.data.schema import CLASSES, COMPETITION_CLASSES
+from cxrssl.errors import DataError
 from cxrssl.metrics import auroc_ap, f1_kappa, f1_threshold, interval, patient_bootstrap
 from cxrssl.params import require
 
@@ -221,3 +224,49 @@ def _rounded(summary: dict) -> dict:
         )
         for k, v in summary.items()
     }
+
+
+@dataclass
+class Study:
+    """Every cell's evaluation.
+
+    Attributes:
+        summary: ``{init: {pct: macro metrics and protocol}}`` (metrics/evaluate.json).
+        per_class: every class of every cell, with ``init``, ``pct`` and ``protocol`` first.
+        predictions: ``{"<init>-<pct>": the cell's predictions.csv}``.
+        protocols: label percent -> the protocols its cells ran.
+        notes: ``(cell, note)`` for the classes left out and thresholds defaulted.
+    """
+
+    summary: dict
+    per_class: pd.DataFrame
+    predictions: dict[str, pd.DataFrame]
+    protocols: dict[int, set[str]]
+    notes: list[tuple[str, str]]
+
+
+def evaluate_cells(
+    finetune: Path, inits: list[str], percents: list[int], val: pd.DataFrame, test: pd.DataFrame, config: EvaluateConfig
+) -> Study:
+    """Evaluate the cell ``finetune/<init>-<pct>/`` of every init and label percent (:func:`evaluate_cell`)."""
+    summary: dict = {}
+    tables, predictions, protocols, notes = [], {}, {}, []
+    for init in inits:
+        for pct in percents:
+            cell = f"{init}-{pct}"
+            folder = finetune / cell
+            frame = read_predictions(folder)
+            try:
+                result, table = evaluate_cell(frame, val, test, config)
+            except ValueError as error:
+                raise DataError(f"{folder}: {error}; rerun finetune@{cell}") from None
+            protocol = str(read_info(folder)["protocol"])
+            summary.setdefault(init, {})[str(pct)] = {**result, "protocol": protocol}
+            protocols.setdefault(pct, set()).add(protocol)
+            tables.append(table.assign(init=init, pct=pct, protocol=protocol))
+            predictions[cell] = frame
+            notes += [(cell, note) for note in table.loc[table["note"] != "", "note"]]
+    per_class = pd.concat(tables, ignore_index=True)
+    first = ["init", "pct", "protocol"]
+    per_class = per_class[[*first, *[c for c in per_class.columns if c not in first]]]
+    return Study(summary, per_class, predictions, protocols, notes)

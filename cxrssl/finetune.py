@@ -26,22 +26,25 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cxrssl import distributed
+from cxrssl.cells import SCORE_COLUMNS
 from cxrssl.data.schema import CLASSES
 from cxrssl.errors import DataError
 from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
 from cxrssl.params import require
-from cxrssl.train import LoopConfig, autocast, fit, to_device
+from cxrssl.train import TIMINGS, LoopConfig, autocast, fit, to_device, without_timings
 from cxrssl.views import ViewSpec, make_view, normalize, to_float
 
 PROTOCOLS = ("full", "linear")
@@ -409,3 +412,84 @@ def finetune(
         "seconds": sum(h["seconds"] for h in history),
     }
     return model, history, summary
+
+
+@dataclass
+class CellRun:
+    """What a finetune cell trained, per seed: the states to save, the val and test scores, the curves.
+
+    Attributes:
+        models: seed -> the classifier's state and its metadata (:func:`load_classifier` reads it back).
+        predictions: one row per seed, split and image: ``split, seed, row, patient, score:<class>...``.
+        curves: the per-epoch history of every seed (no timings), with a ``seed`` column.
+        runs: seed -> its summary (best epoch, val macro AUROC, schedule; no timings).
+    """
+
+    models: dict[int, dict]
+    predictions: pd.DataFrame
+    curves: pd.DataFrame
+    runs: dict[str, dict]
+
+
+def finetune_cell(
+    backbone: nn.Module,
+    feature_dim: int,
+    cell: tuple[str, int, str],
+    train: tuple,
+    val: tuple,
+    test: tuple,
+    config: FinetuneConfig,
+    device: torch.device,
+    checkpoint: Callable[[int], Path],
+    stage: str,
+    fingerprint: str,
+) -> CellRun:
+    """Fine-tune one cell once per seed of ``config.seeds``, and score val and test with each.
+
+    Args:
+        cell: (init, label percent, backbone name), recorded in each saved state.
+        train, val, test: ``(frame, images)`` of each split: the frame's ``row`` and ``patient``
+            columns (and, for train and val, the class labels) and the uint8 images in that order.
+        checkpoint: seed -> its resume file.
+        stage, fingerprint: name the run in messages; make a checkpoint resume only the same start.
+    """
+    labels = list(CLASSES)
+    init, pct, backbone_name = cell
+    models, predictions, curves, runs = {}, [], [], {}
+    for seed in config.seeds:
+        model, history, summary = finetune(
+            backbone,
+            feature_dim,
+            train[1],
+            train[0][labels].to_numpy(dtype=float),
+            val[1],
+            val[0][labels].to_numpy(dtype=float),
+            config,
+            seed,
+            device,
+            checkpoint(seed),
+            stage=f"{stage} seed {seed}",
+            fingerprint=fingerprint,
+        )
+        for name, (frame, images) in (("val", val), ("test", test)):
+            scores = predict(model, images, device, config.amp)
+            identity_columns = pd.DataFrame(
+                {"split": name, "seed": seed, "row": frame["row"].to_numpy(), "patient": frame["patient"].to_numpy()}
+            )
+            predictions.append(pd.concat([identity_columns, pd.DataFrame(scores, columns=SCORE_COLUMNS)], axis=1))
+        curves.append(pd.DataFrame(without_timings(history)).assign(seed=seed))
+        runs[str(seed)] = {
+            k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items() if k not in TIMINGS
+        }
+        models[seed] = {
+            "init": init,
+            "pct": pct,
+            "seed": seed,
+            "backbone_name": backbone_name,
+            "feature_dim": feature_dim,
+            "image_size": int(train[1].shape[-1]),
+            "classes": labels,
+            "model": model.state_dict(),
+            "config": asdict(config),
+        }
+    return CellRun(models, pd.concat(predictions, ignore_index=True), pd.concat(curves, ignore_index=True), runs)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrssl.cells import SCORE_COLUMNS
 from cxrssl.data.schema import CLASSES
 from cxrssl.io import atomic_file, write_csv
 from cxrssl.metrics import pr_points, roc_points
@@ -161,3 +162,36 @@ def grid_figure(path: Path, rows: list[dict], inits: list[str], title: str) -> N
     with atomic_file(path, "wb") as handle:
         figure.savefig(handle, format="jpg", dpi=90, pil_kwargs={"quality": 88})
     plt.close(figure)
+
+
+def evaluation_plots(
+    folder: Path,
+    summary: dict,
+    per_class: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    test: pd.DataFrame,
+    inits: list[str],
+    percents: list[int],
+    caption: str,
+    protocols: dict[int, set[str]],
+) -> None:
+    """The evaluate stage's plots folder: the two figures, and under ``curves/`` what ``dvc plots`` draws
+    (label efficiency on test and on val, ROC and PR per cell from its seeds' mean test scores)."""
+    efficiency = label_efficiency(summary, inits, percents)
+    write_csv(folder / "curves" / "label_efficiency.csv", efficiency.round(5))
+    write_csv(
+        folder / "curves" / "label_efficiency_val.csv", label_efficiency(summary, inits, percents, "val").round(5)
+    )
+    y_test = test[list(CLASSES)].to_numpy(dtype=float)
+    for cell, frame in predictions.items():
+        part = frame[frame["split"] == "test"]
+        mean_scores = part.groupby("row")[SCORE_COLUMNS].mean().loc[test["row"].to_numpy()].to_numpy()
+        write_curves(folder / "curves", cell, y_test, mean_scores)
+    label_efficiency_png(
+        efficiency,
+        inits,
+        folder / "label_efficiency.png",
+        caption,
+        {pct: "/".join(sorted(p)) for pct, p in protocols.items()},
+    )
+    per_class_png(per_class, inits, percents, folder / "auroc_per_class.png")

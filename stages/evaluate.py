@@ -27,19 +27,16 @@ import argparse
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from cxrssl.cells import SCORE_COLUMNS, read_info, read_predictions
 from cxrssl.cli import check_name, run
 from cxrssl.cross_dataset import CrossDatasetConfig, score_cells
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split
-from cxrssl.errors import DataError, ParamError
-from cxrssl.evaluation import EvaluateConfig, evaluate_cell
+from cxrssl.errors import ParamError
+from cxrssl.evaluation import EvaluateConfig, evaluate_cells
 from cxrssl.io import atomic_dir, write_csv, write_json
 from cxrssl.params import check_list, from_dict, read_params
-from cxrssl.plots import label_efficiency, label_efficiency_png, per_class_png, write_curves
+from cxrssl.plots import evaluation_plots
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,64 +67,33 @@ def main(argv: list[str] | None = None) -> None:
     test = read_split(args.splits, "test", ["row", "patient", *CLASSES])
 
     start = time.perf_counter()
-    summary: dict = {}
-    tables, cells, protocols = [], {}, {}
-    for init in inits:
-        for pct in percents:
-            cell = f"{init}-{pct}"
-            folder = args.finetune / cell
-            predictions = read_predictions(folder)
-            try:
-                result, table = evaluate_cell(predictions, val, test, config)
-            except ValueError as error:
-                raise DataError(f"{folder}: {error}; rerun finetune@{cell}") from None
-            protocol = str(read_info(folder)["protocol"])
-            summary.setdefault(init, {})[str(pct)] = {**result, "protocol": protocol}
-            protocols.setdefault(pct, set()).add(protocol)
-            tables.append(table.assign(init=init, pct=pct, protocol=protocol))
-            cells[cell] = predictions
-            for note in table.loc[table["note"] != "", "note"]:
-                print(f"evaluate: {cell}: {note}")
-    per_class = pd.concat(tables, ignore_index=True)
-    first = ["init", "pct", "protocol"]
-    per_class = per_class[[*first, *[c for c in per_class.columns if c not in first]]]
-
+    study = evaluate_cells(args.finetune, inits, percents, val, test, config)
+    for cell, note in study.notes:
+        print(f"evaluate: {cell}: {note}")
     crossed = {"dataset": None}
     if cross is not None:  # before anything is written: a bad external image leaves nothing
         preprocess = from_dict(PreprocessConfig, "preprocess", params.get("preprocess"))
-        crossed = score_cells(cross, preprocess, args.finetune, cells, val, config)
-    y_test = test[list(CLASSES)].to_numpy(dtype=float)
+        crossed = score_cells(cross, preprocess, args.finetune, study.predictions, val, config)
     with atomic_dir(args.plots) as tmp:
-        efficiency = label_efficiency(summary, inits, percents)
-        write_csv(tmp / "curves" / "label_efficiency.csv", efficiency.round(5))
-        write_csv(
-            tmp / "curves" / "label_efficiency_val.csv", label_efficiency(summary, inits, percents, "val").round(5)
+        caption = f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})"
+        evaluation_plots(
+            tmp, study.summary, study.per_class, study.predictions, test, inits, percents, caption, study.protocols
         )
-        for cell, predictions in cells.items():
-            part = predictions[predictions["split"] == "test"]
-            mean_scores = part.groupby("row")[SCORE_COLUMNS].mean().loc[test["row"].to_numpy()].to_numpy()
-            write_curves(tmp / "curves", cell, y_test, mean_scores)
-        label_efficiency_png(
-            efficiency,
-            inits,
-            tmp / "label_efficiency.png",
-            f"{len(test)} test images; 95% CI by patient bootstrap ({config.bootstrap})",
-            {pct: "/".join(sorted(p)) for pct, p in protocols.items()},
-        )
-        per_class_png(per_class, inits, percents, tmp / "auroc_per_class.png")
-    write_csv(args.per_class, per_class.round(5))
-    write_json(args.metrics, summary)
+    write_csv(args.per_class, study.per_class.round(5))
+    write_json(args.metrics, study.summary)
     if args.cross_dataset_metrics is not None:
         write_json(args.cross_dataset_metrics, crossed)
     for init in inits:
+        cells = study.summary[init]
         line = "  ".join(
-            f"{pct}% {summary[init][str(pct)]['protocol']}: "
-            f"val {_interval(summary[init][str(pct)], 'val_auroc_macro')}, "
-            f"test {_interval(summary[init][str(pct)], 'auroc_macro')}"
-            for pct in percents
+            f"{p}% {cells[str(p)]['protocol']}: val {_interval(cells[str(p)], 'val_auroc_macro')}, "
+            f"test {_interval(cells[str(p)], 'auroc_macro')}"
+            for p in percents
         )
         print(f"evaluate: {init:>8}  macro AUROC  {line}")
-    print(f"evaluate: {len(cells)} cells, {config.bootstrap} resamples, {time.perf_counter() - start:.1f} s")
+    print(
+        f"evaluate: {len(study.predictions)} cells, {config.bootstrap} resamples, {time.perf_counter() - start:.1f} s"
+    )
 
 
 def _interval(cell: dict, key: str) -> str:

@@ -18,24 +18,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from cxrssl import distributed
-from cxrssl.cells import SCORE_COLUMNS, write_cell
+from cxrssl.cells import write_cell
 from cxrssl.cli import check_name, fill, run, stage_item
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split, subset
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import DataError, ParamError
-from cxrssl.finetune import FinetuneConfig, finetune, predict
+from cxrssl.finetune import FinetuneConfig, finetune_cell
 from cxrssl.initial import load_initial
 from cxrssl.io import write_csv, write_json
 from cxrssl.params import from_dict, read_params
-from cxrssl.train import without_timings
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -83,65 +81,24 @@ def main(argv: list[str] | None = None) -> None:
         f"{distributed.describe()}"
     )
 
-    predictions, curves, runs, models = [], [], {}, {}
     start = time.perf_counter()
-    checkpoints = []
-    for seed in config.seeds:
-        checkpoint = args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt"
-        checkpoints.append(checkpoint)
-        model, history, summary = finetune(
-            backbone,
-            dim,
-            train_images,
-            part[labels].to_numpy(dtype=float),
-            val_images,
-            val[labels].to_numpy(dtype=float),
-            config,
-            seed,
-            device,
-            checkpoint,
-            stage=f"{stage} seed {seed}",
-            fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}",
-        )
-        for frame, images, name in ((val, val_images, "val"), (test, test_images, "test")):
-            scores = predict(model, images, device, config.amp)
-            predictions.append(
-                pd.concat(
-                    [
-                        pd.DataFrame(
-                            {
-                                "split": name,
-                                "seed": seed,
-                                "row": frame["row"].to_numpy(),
-                                "patient": frame["patient"].to_numpy(),
-                            }
-                        ),
-                        pd.DataFrame(scores, columns=SCORE_COLUMNS),
-                    ],
-                    axis=1,
-                )
-            )
-        curves.append(pd.DataFrame(without_timings(history)).assign(seed=seed))
-        runs[str(seed)] = {
-            k: round(v, 5) if isinstance(v, float) else v for k, v in summary.items() if k != "seconds"
-        }  # timings are printed, never kept in an output
-        models[seed] = {
-            "init": init,
-            "pct": pct,
-            "seed": seed,
-            "backbone_name": meta["backbone_name"],
-            "feature_dim": dim,
-            "image_size": int(train_images.shape[-1]),
-            "classes": labels,
-            "model": model.state_dict(),
-            "config": asdict(config),
-        }
+    ran = finetune_cell(
+        backbone,
+        dim,
+        (init, pct, meta["backbone_name"]),
+        (part, train_images),
+        (val, val_images),
+        (test, test_images),
+        config,
+        device,
+        lambda seed: args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt",
+        stage,
+        fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}",
+    )
     if not distributed.is_main():
         return
-    write_cell(
-        out, models, pd.concat(predictions, ignore_index=True), {"init": init, "pct": pct, "protocol": config.protocol}
-    )
-    val_aurocs = [run_["val_auroc_macro"] for run_ in runs.values()]
+    write_cell(out, ran.models, ran.predictions, {"init": init, "pct": pct, "protocol": config.protocol})
+    val_auroc = float(np.mean([r["val_auroc_macro"] for r in ran.runs.values()]))
     write_json(
         metrics,
         {
@@ -150,16 +107,16 @@ def main(argv: list[str] | None = None) -> None:
             "protocol": config.protocol,
             "train_images": len(part),
             "train_patients": int(part["patient"].nunique()),
-            "val_auroc_macro": round(float(np.mean(val_aurocs)), 5),
-            "seeds": runs,
+            "val_auroc_macro": round(val_auroc, 5),
+            "seeds": ran.runs,
         },
     )
-    write_csv(plot, pd.concat(curves, ignore_index=True))
-    for checkpoint in checkpoints:
-        checkpoint.unlink(missing_ok=True)
+    write_csv(plot, ran.curves)
+    for seed in config.seeds:
+        (args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt").unlink(missing_ok=True)
     print(
-        f"{stage}: val macro AUROC {np.mean(val_aurocs):.4f} (best epochs "
-        f"{[r['best_epoch'] for r in runs.values()]}), {time.perf_counter() - start:.0f} s"
+        f"{stage}: val macro AUROC {val_auroc:.4f} (best epochs {[r['best_epoch'] for r in ran.runs.values()]}), "
+        f"{time.perf_counter() - start:.0f} s"
     )
 
 

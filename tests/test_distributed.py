@@ -30,6 +30,8 @@ from cxrssl.pretraining import PretrainConfig, pretrain
 from cxrssl.train import fit
 from tests.conftest import settings
 
+pytestmark = pytest.mark.slow  # stages end to end, or processes spawned: make test-quick skips them
+
 WORLD = 2
 B = 4  # images per process
 SIZE = 32

@@ -206,6 +206,7 @@ def nih_run(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_the_pipeline_runs_on_real_nih_images_and_masks_what_nih_does_not_label(nih_run):
     assert json.loads((nih_run / "preprocess.json").read_text())["n_images"] == 150
     store = np.load(nih_run / "store/images.npy")

@@ -15,6 +15,8 @@ from cxrssl.data.store import ImageStore
 from stages import phantoms, preprocess, split
 from tests.conftest import merged, project_params
 
+pytestmark = pytest.mark.slow  # stages end to end, or processes spawned: make test-quick skips them
+
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
