@@ -10,6 +10,7 @@ reaches a shell. The stage checks the name and fills it into its paths
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -78,3 +79,12 @@ def fill(path: Path, **names: str | int) -> Path:
     for key, value in names.items():
         text = text.replace("{" + key + "}", str(value))
     return Path(text)
+
+
+def stage_parser(description: str, paths: dict[str, str]) -> argparse.ArgumentParser:
+    """A stage's command line: its paths (positional, in order: ``{name: help}``) and ``--params``."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, text in paths.items():
+        parser.add_argument(name, type=Path, help=text)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the parameters (params.yaml)")
+    return parser

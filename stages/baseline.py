@@ -13,12 +13,9 @@ Reads ``pretrain.common.backbone`` and ``pretrain.common.seed`` only.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 
-from cxrssl.cli import check_name, fill, run, stage_item
+from cxrssl.cli import check_name, fill, run, stage_item, stage_parser
 from cxrssl.initial import BASELINES, baseline_backbone
 from cxrssl.io import atomic_file
 from cxrssl.models import BACKBONES
@@ -26,10 +23,13 @@ from cxrssl.params import lookup, read_params, require
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write an initial backbone that is not pretrained here.")
+    parser = stage_parser(
+        "Write an initial backbone that is not pretrained here.",
+        {
+            "out": "where to write the backbone (.pt)",
+        },
+    )
     parser.add_argument("--init", help=f"one of {', '.join(BASELINES)} (default: from DVC's DVC_STAGE)")
-    parser.add_argument("out", type=Path, help="where to write the backbone (.pt)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     init = check_name("baselines", stage_item("baseline", args.init))
     out = fill(args.out, init=init)

@@ -23,11 +23,10 @@ DVC does not track the external folder itself: after changing its contents,
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from cxrssl.cli import check_name, run
+from cxrssl.cli import check_name, run, stage_parser
 from cxrssl.cross_dataset import CrossDatasetConfig, score_cells
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES
@@ -40,19 +39,22 @@ from cxrssl.plots import evaluation_plots
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Evaluate every fine-tuned cell on val and test.")
-    parser.add_argument("splits", type=Path, help="the split stage's folder")
-    parser.add_argument("finetune", type=Path, help="the finetune stages' parent folder")
-    parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
-    parser.add_argument("per_class", type=Path, help="where to write the per-class table (CSV)")
-    parser.add_argument("plots", type=Path, help="folder for the plots")
+    parser = stage_parser(
+        "Evaluate every fine-tuned cell on val and test.",
+        {
+            "splits": "the split stage's folder",
+            "finetune": "the finetune stages' parent folder",
+            "metrics": "where to write the metrics (JSON)",
+            "per_class": "where to write the per-class table (CSV)",
+            "plots": "folder for the plots",
+        },
+    )
     parser.add_argument(
         "--cross-dataset-metrics",
         type=Path,
         default=None,
         help="where to write evaluate.cross_dataset's metrics (JSON)",
     )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(EvaluateConfig, "evaluate", params.get("evaluate"))

@@ -15,7 +15,6 @@ protocol this percent ran (``finetune.protocol_by_pct`` or else
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import time
 from dataclasses import replace
@@ -25,7 +24,7 @@ import numpy as np
 
 from cxrssl import distributed
 from cxrssl.cells import write_cell
-from cxrssl.cli import check_name, fill, run, stage_item
+from cxrssl.cli import check_name, fill, run, stage_item, stage_parser
 from cxrssl.data.schema import CLASSES
 from cxrssl.data.splits import read_split, subset
 from cxrssl.data.store import ImageStore
@@ -39,15 +38,18 @@ CHECKPOINTS = Path("checkpoints")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fine-tune a backbone on a label fraction.")
+    parser = stage_parser(
+        "Fine-tune a backbone on a label fraction.",
+        {
+            "store": "the preprocessed store folder",
+            "splits": "the split stage's folder",
+            "initial": "the initial backbone (.pt)",
+            "out": "output folder (weights and predictions)",
+            "metrics": "where to write the stage's metrics (JSON)",
+            "plot": "where to write the training curves (CSV)",
+        },
+    )
     parser.add_argument("--cell", help="<init>-<pct>, such as simclr-10 (default: from DVC's DVC_STAGE)")
-    parser.add_argument("store", type=Path, help="the preprocessed store folder")
-    parser.add_argument("splits", type=Path, help="the split stage's folder")
-    parser.add_argument("initial", type=Path, help="the initial backbone (.pt)")
-    parser.add_argument("out", type=Path, help="output folder (weights and predictions)")
-    parser.add_argument("metrics", type=Path, help="where to write the stage's metrics (JSON)")
-    parser.add_argument("plot", type=Path, help="where to write the training curves (CSV)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
     args = parser.parse_args(argv)
     params = read_params(args.params)

@@ -23,13 +23,12 @@ classifiers at ``gradcam.pct`` (first seed), on the test split
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-from cxrssl.cli import check_name, run
+from cxrssl.cli import check_name, run, stage_parser
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES, REGIONS
 from cxrssl.data.splits import read_split
@@ -52,17 +51,17 @@ from cxrssl.plots import grid_figure
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Grad-CAM maps and their localisation scores.")
-    for name, text in (
-        ("store", "the preprocessed store folder"),
-        ("splits", "the split stage's folder"),
-        ("finetune", "the finetune stages' parent folder"),
-        ("metrics", "where to write the localisation scores (JSON)"),
-        ("plots", "folder for the overlays"),
-        ("grid", "where to write the figure comparing the inits (JPEG)"),
-    ):
-        parser.add_argument(name, type=Path, help=text)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(
+        "Grad-CAM maps and their localisation scores.",
+        {
+            "store": "the preprocessed store folder",
+            "splits": "the split stage's folder",
+            "finetune": "the finetune stages' parent folder",
+            "metrics": "where to write the localisation scores (JSON)",
+            "plots": "folder for the overlays",
+            "grid": "where to write the figure comparing the inits (JPEG)",
+        },
+    )
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(GradcamConfig, "gradcam", params.get("gradcam"))

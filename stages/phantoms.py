@@ -9,20 +9,21 @@ images); any other output is written as the folder tree itself.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
-from cxrssl.cli import run
+from cxrssl.cli import run, stage_parser
 from cxrssl.io import atomic_dir, atomic_file
 from cxrssl.params import load_section
 from cxrssl.phantoms.dataset import PhantomConfig, generate
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the phantom CheXpert-format dataset.")
-    parser.add_argument("out", type=Path, help="the dataset to create: a .zip archive or a folder")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(
+        "Generate the phantom CheXpert-format dataset.",
+        {
+            "out": "the dataset to create: a .zip archive or a folder",
+        },
+    )
     args = parser.parse_args(argv)
     config = load_section(PhantomConfig, "phantoms", args.params)
     start = time.perf_counter()

@@ -5,15 +5,13 @@ python -m stages.preprocess data/preprocessed metrics/preprocess.json
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cxrssl.cli import run
+from cxrssl.cli import run, stage_parser
 from cxrssl.data.archive import dataset_root, exists, read_bytes
 from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig
@@ -29,10 +27,13 @@ INDEX_COLUMNS = ["row", *COLUMNS, "patient", "study", "origin"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Preprocess every image once into a uint8 store.")
-    parser.add_argument("out", type=Path, help="the store folder to create")
-    parser.add_argument("metrics", type=Path, help="where to write the stage's metrics (JSON)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(
+        "Preprocess every image once into a uint8 store.",
+        {
+            "out": "the store folder to create",
+            "metrics": "where to write the stage's metrics (JSON)",
+        },
+    )
     args = parser.parse_args(argv)
     params = read_params(args.params)
     data = from_dict(DataConfig, "data", params.get("data"))

@@ -10,7 +10,6 @@ in the paths is filled in with it. Only the images are read
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 
 from cxrssl import distributed
-from cxrssl.cli import check_name, fill, run, stage_item
+from cxrssl.cli import check_name, fill, run, stage_item, stage_parser
 from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import ParamError
@@ -32,14 +31,17 @@ CHECKPOINTS = Path("checkpoints")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Pretrain a backbone with one self-supervised method.")
+    parser = stage_parser(
+        "Pretrain a backbone with one self-supervised method.",
+        {
+            "store": "the preprocessed store folder",
+            "images": "the split stage's pretrain.csv (the train images' rows)",
+            "model": "where to write the backbone (.pt)",
+            "metrics": "where to write the metrics (JSON)",
+            "plot": "where to write the loss curve (CSV)",
+        },
+    )
     parser.add_argument("--method", help=f"one of {', '.join(METHODS)} (default: from DVC's DVC_STAGE)")
-    parser.add_argument("store", type=Path, help="the preprocessed store folder")
-    parser.add_argument("images", type=Path, help="the split stage's pretrain.csv (the train images' rows)")
-    parser.add_argument("model", type=Path, help="where to write the backbone (.pt)")
-    parser.add_argument("metrics", type=Path, help="where to write the metrics (JSON)")
-    parser.add_argument("plot", type=Path, help="where to write the loss curve (CSV)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
     args = parser.parse_args(argv)
     method = check_name("methods", stage_item("pretrain", args.method))

@@ -12,20 +12,20 @@ figures of merit), ``evaluate_per_class.csv`` and the figures. See
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from cxrssl.cli import check_name, run
+from cxrssl.cli import check_name, run, stage_parser
 from cxrssl.params import check_list, read_params
 from cxrssl.report import gather
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Gather the study's results into one folder.")
-    parser.add_argument("metrics", type=Path, help="the stages' metrics folder")
-    parser.add_argument("plots", type=Path, help="the stages' plots folder")
-    parser.add_argument("out", type=Path, help="the results folder to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(
+        "Gather the study's results into one folder.",
+        {
+            "metrics": "the stages' metrics folder",
+            "plots": "the stages' plots folder",
+            "out": "the results folder to write",
+        },
+    )
     args = parser.parse_args(argv)
     params = read_params(args.params)
     methods = [check_name("methods", m) for m in check_list("methods", params.get("methods"), str)]

@@ -10,13 +10,12 @@ self-supervised pretraining reads, so that a change of label policy leaves it
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from cxrssl.cli import run
+from cxrssl.cli import run, stage_parser
 from cxrssl.data.schema import COLUMNS
 from cxrssl.data.splits import SplitConfig, check_percents, make_splits
 from cxrssl.errors import DataError
@@ -35,11 +34,14 @@ def read_index(path: Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Split by patient and apply the label policy.")
-    parser.add_argument("index", type=Path, help="the preprocessed store's index.csv")
-    parser.add_argument("out", type=Path, help="folder for train.csv, val.csv, test.csv")
-    parser.add_argument("metrics", type=Path, help="where to write per-split class counts (JSON)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(
+        "Split by patient and apply the label policy.",
+        {
+            "index": "the preprocessed store's index.csv",
+            "out": "folder for train.csv, val.csv, test.csv",
+            "metrics": "where to write per-split class counts (JSON)",
+        },
+    )
     args = parser.parse_args(argv)
     params = read_params(args.params)
     config = from_dict(SplitConfig, "split", params.get("split"))
