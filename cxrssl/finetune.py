@@ -3,8 +3,9 @@
 Two protocols:
 
 * ``full``: the backbone and a 14-way linear head are trained end to end,
-  with the original study's augmentation (flip, small rotation, brightness
-  and contrast) computed on tensors.
+  with a light augmentation (flip, small rotation, brightness and
+  contrast; no crop, so a finding near the edge stays in view) computed on
+  tensors.
 * ``linear``: the backbone is frozen; its features of the train and val
   images are computed once (no augmentation) and only the linear head is
   trained on them.
@@ -132,7 +133,7 @@ class FinetuneConfig(LoopConfig):
         return self.protocol_by_pct.get(pct, self.protocol)
 
     def view(self, size: int) -> ViewSpec:
-        """The training augmentation: no crop, as in the original study."""
+        """The training augmentation: no crop (a finding near the edge stays in view)."""
         return ViewSpec(
             size=size,
             scale=(1.0, 1.0),
