@@ -88,7 +88,8 @@ def work() -> dict:
         part[params_classes()].to_numpy(dtype=float),
         torch.from_numpy(store.load(val["row"].to_numpy())),
         val[params_classes()].to_numpy(dtype=float),
-        replace(settings, protocol="linear"),
+        settings,
+        "linear",
         0,
         torch.device("cpu"),
     )

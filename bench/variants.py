@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,9 @@ from pathlib import Path
 from cxrssl.io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
+#: DVC and the stages' ``python`` from this environment, wherever the shell's PATH points
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 #: name -> -S changes. A method's own parameters are compared on that method alone (and random), which
 #: reuses every other stage from the run cache.
@@ -52,8 +56,8 @@ DEFAULTS = {
     "moco-queue-4096": ["pretrain.moco.queue_size=4096", *ONE["moco"]],
     "byol-tau-0.8": ["pretrain.byol.tau_base=0.8", *ONE["byol"]],
     "byol-tau-0.99": ["pretrain.byol.tau_base=0.99", *ONE["byol"]],
-    "protocol-full": ["finetune.protocol=full", "finetune.protocol_by_pct={}"],
-    "protocol-linear": ["finetune.protocol=linear", "finetune.protocol_by_pct={}"],
+    "protocol-full": ["finetune.linear_pcts=[]"],
+    "protocol-linear": ["finetune.linear_pcts=[1,10,100]"],
 }
 SEEDS = {f"seed-{k}": [f"pretrain.common.seed={k}", f"finetune.seeds=[{k}]"] for k in (1, 2)}
 STUDIES = {"defaults": (DEFAULTS, "defaults.json"), "seeds": (SEEDS, "seeds.json")}
@@ -69,7 +73,7 @@ KEYS = (
 
 
 def dvc(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([str(BIN / "dvc"), *args], cwd=REPO, capture_output=True, text=True, env=ENV)
     if result.returncode:
         sys.exit(f"dvc {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return result.stdout
@@ -108,13 +112,10 @@ def main(argv: list[str] | None = None) -> None:
                 "revision": revision,
                 "cells": cells(evaluation),
                 "stages_run": ran,
-                "minutes": round((time.perf_counter() - start) / 60, 1),
             }
             write_json(out, record)
-            print(
-                f"{variant}: {', '.join(ran) or 'all from the run cache'} ({record[variant]['minutes']} min)",
-                flush=True,
-            )
+            minutes = (time.perf_counter() - start) / 60
+            print(f"{variant}: {', '.join(ran) or 'all from the run cache'} ({minutes:.1f} min)", flush=True)
     finally:
         subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
         dvc("checkout", "-q")

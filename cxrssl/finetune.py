@@ -57,9 +57,9 @@ class FinetuneConfig(LoopConfig):
     """params.yaml ``finetune``.
 
     Attributes (besides :class:`LoopConfig`'s):
-        protocol: "full" (end to end) or "linear" (frozen backbone).
-        protocol_by_pct: label percent -> protocol, overriding ``protocol``
-            for those percents (the default runs 100% end to end).
+        linear_pcts: the label percents whose cells train only a linear
+            head on the frozen backbone (linear evaluation); every other
+            percent is fine-tuned end to end (:meth:`protocol_for`).
         loss: "bce" or "focal".
         focal_gamma, focal_alpha: focal loss (Lin et al. 2017); alpha weighs
             positives (null: no weighting).
@@ -79,8 +79,7 @@ class FinetuneConfig(LoopConfig):
         seeds: one fine-tuning run per seed (repeats for mean ± sd).
     """
 
-    protocol: str
-    protocol_by_pct: dict[int, str]
+    linear_pcts: list[int]
     loss: str
     focal_gamma: float
     focal_alpha: float | None
@@ -99,10 +98,12 @@ class FinetuneConfig(LoopConfig):
 
     def validate(self) -> None:
         super().validate("finetune")
-        require(self.protocol in PROTOCOLS, "finetune.protocol", self.protocol, " or ".join(PROTOCOLS))
-        for pct, protocol in self.protocol_by_pct.items():
-            require(1 <= pct <= 100, "finetune.protocol_by_pct", pct, "label percents in 1..100 as keys")
-            require(protocol in PROTOCOLS, f"finetune.protocol_by_pct.{pct}", protocol, " or ".join(PROTOCOLS))
+        require(
+            len(set(self.linear_pcts)) == len(self.linear_pcts) and all(1 <= p <= 100 for p in self.linear_pcts),
+            "finetune.linear_pcts",
+            self.linear_pcts,
+            "a list of distinct label percents in 1..100",
+        )
         require(self.loss in LOSSES, "finetune.loss", self.loss, " or ".join(LOSSES))
         require(self.focal_gamma >= 0, "finetune.focal_gamma", self.focal_gamma, ">= 0")
         require(
@@ -129,8 +130,8 @@ class FinetuneConfig(LoopConfig):
         )
 
     def protocol_for(self, pct: int) -> str:
-        """The protocol of the ``pct``% cell."""
-        return self.protocol_by_pct.get(pct, self.protocol)
+        """The protocol of the ``pct``% cell: "linear" (frozen backbone) or "full" (end to end)."""
+        return "linear" if pct in self.linear_pcts else "full"
 
     def view(self, size: int) -> ViewSpec:
         """The training augmentation: no crop (a finding near the edge stays in view)."""
@@ -270,6 +271,7 @@ def finetune(
     val_images: torch.Tensor,
     val_targets: np.ndarray,
     config: FinetuneConfig,
+    protocol: str,
     seed: int,
     device: torch.device,
     checkpoint=None,
@@ -283,6 +285,7 @@ def finetune(
         train_images, val_images: (N, S, S) uint8.
         train_targets, val_targets: (N, classes) 1/0 with NaN where masked.
         config: the finetune settings.
+        protocol: "linear" (a head on the frozen backbone's features) or "full" (end to end).
         seed: seeds the head's initialisation, batches and augmentations.
         checkpoint: resume file (see :func:`cxrssl.train.fit`).
 
@@ -290,13 +293,15 @@ def finetune(
         The classifier with the best val weights, the per-epoch history and a
         summary (best epoch, best val macro AUROC, epochs run, schedule).
     """
-    if config.protocol == "linear":
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: expected one of {PROTOCOLS}")
+    linear = protocol == "linear"
+    if linear:
         config = replace(config, epochs=config.linear_epochs, lr=config.linear_lr, min_steps=config.linear_min_steps)
     batch, steps_per_epoch, epochs, every = schedule(len(train_images), config)
     config = replace(config, epochs=epochs, batch_size=batch)
     torch.manual_seed(seed)
     model = Classifier(copy.deepcopy(backbone), feature_dim).to(device)
-    linear = config.protocol == "linear"
     if not linear:
         model = distributed.sync_batchnorm(model)
     y_train = torch.tensor(train_targets, dtype=torch.float32, device=device)
@@ -386,7 +391,9 @@ def finetune(
         device,
         checkpoint,
         stage=stage,
-        fingerprint=json.dumps({"config": asdict(config), "seed": seed, "user": fingerprint}, sort_keys=True),
+        fingerprint=json.dumps(
+            {"config": asdict(config), "protocol": protocol, "seed": seed, "user": fingerprint}, sort_keys=True
+        ),
         on_epoch_end=evaluate,
         extra_state=state,
         stop=stop,
@@ -445,7 +452,7 @@ def finetune_cell(
     stage: str,
     fingerprint: str,
 ) -> CellRun:
-    """Fine-tune one cell once per seed of ``config.seeds``, and score val and test with each.
+    """Fine-tune one cell once per seed of ``config.seeds`` with its percent's protocol, and score val and test.
 
     Args:
         cell: (init, label percent, backbone name), recorded in each saved state.
@@ -456,6 +463,7 @@ def finetune_cell(
     """
     labels = list(CLASSES)
     init, pct, backbone_name = cell
+    protocol = config.protocol_for(pct)
     models, predictions, curves, runs = {}, [], [], {}
     for seed in config.seeds:
         model, history, summary = finetune(
@@ -466,6 +474,7 @@ def finetune_cell(
             val[1],
             val[0][labels].to_numpy(dtype=float),
             config,
+            protocol,
             seed,
             device,
             checkpoint(seed),
@@ -485,6 +494,7 @@ def finetune_cell(
         models[seed] = {
             "init": init,
             "pct": pct,
+            "protocol": protocol,
             "seed": seed,
             "backbone_name": backbone_name,
             "feature_dim": feature_dim,

@@ -9,15 +9,14 @@ The cell (``simclr-10``) comes from DVC (``DVC_STAGE``) or ``--cell simclr-10``;
 Selects the model on val (macro AUROC), then writes, in the output folder,
 the selected weights per seed, the sigmoid scores of every val and test image
 (val for the evaluate stage's thresholds, test for its metrics) and the
-protocol this percent ran (``finetune.protocol_by_pct`` or else
-``finetune.protocol``): see :mod:`cxrssl.cells`. Test labels are never read here.
+protocol this percent ran (linear if it is in ``finetune.linear_pcts``, else
+full): see :mod:`cxrssl.cells`. Test labels are never read here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         fill(path, init=init, pct=pct) for path in (args.initial, args.out, args.metrics, args.plot)
     )
     config = from_dict(FinetuneConfig, "finetune", params.get("finetune"))
-    config = replace(config, protocol=config.protocol_for(pct), protocol_by_pct={})
+    protocol = config.protocol_for(pct)
     device = distributed.start("stages.finetune", argv, params.get("distributed"))
     if device is None:  # ran under torchrun
         return
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     stage = f"finetune@{init}-{pct}"
     distributed.log(
         f"{stage}: {len(part)} train images ({part['patient'].nunique()} patients), {len(val)} val, "
-        f"{config.protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
+        f"{protocol} protocol, {meta['backbone_name']}, seeds {config.seeds}, on {device}"
         f"{distributed.describe()}"
     )
 
@@ -99,14 +98,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not distributed.is_main():
         return
-    write_cell(out, ran.models, ran.predictions, {"init": init, "pct": pct, "protocol": config.protocol})
+    write_cell(out, ran.models, ran.predictions, {"init": init, "pct": pct, "protocol": protocol})
     val_auroc = float(np.mean([r["val_auroc_macro"] for r in ran.runs.values()]))
     write_json(
         metrics,
         {
             "init": init,
             "pct": pct,
-            "protocol": config.protocol,
+            "protocol": protocol,
             "train_images": len(part),
             "train_patients": int(part["patient"].nunique()),
             "val_auroc_macro": round(val_auroc, 5),

@@ -175,7 +175,6 @@ def _finetune(protocol: str):
     config = settings(
         FinetuneConfig,
         "finetune",
-        protocol=protocol,
         epochs=1,
         min_steps=0,
         linear_epochs=3,
@@ -191,7 +190,7 @@ def _finetune(protocol: str):
         contrast=0.0,
     )
     model, history, _ = finetune(
-        backbone, dim, images, targets, val_images, val_targets, config, 0, torch.device("cpu")
+        backbone, dim, images, targets, val_images, val_targets, config, protocol, 0, torch.device("cpu")
     )
     return {k: v.clone() for k, v in model.state_dict().items()}, [h["loss"] for h in history]
 

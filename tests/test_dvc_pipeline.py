@@ -27,7 +27,7 @@ TINY = {
         "common": {"epochs": 1, "batch_size": 8, "probe_images": 16},
         "moco": {"hidden_dim": 32, "dim": 16, "queue_size": 16},
     },
-    "finetune": {"linear_epochs": 2, "linear_min_steps": 0, "evaluations": 2, "protocol_by_pct": {}},
+    "finetune": {"linear_epochs": 2, "linear_min_steps": 0, "evaluations": 2, "linear_pcts": [50, 100]},
     "evaluate": {"bootstrap": 20},
     "gradcam": {"per_class": 1},
 }

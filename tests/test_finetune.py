@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from cxrssl.errors import ParamError
 from cxrssl.finetune import (
@@ -18,7 +19,7 @@ from cxrssl.finetune import (
 from cxrssl.models import build_backbone
 from cxrssl.params import from_dict
 from cxrssl.train import fit
-from tests.conftest import fit_killed_after, params_section, settings
+from tests.conftest import REPO, fit_killed_after, params_section, settings
 
 CPU = torch.device("cpu")
 
@@ -84,33 +85,36 @@ def test_small_fractions_train_for_at_least_min_steps():
 
 
 def test_bad_finetune_parameters_name_their_key():
-    with pytest.raises(ParamError, match="finetune.protocol is 'frozen'"):
-        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "frozen"})
     with pytest.raises(ParamError, match=r"unknown key finetune\.seed;"):
         from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "seed": 3})
     with pytest.raises(ParamError, match="finetune.focal_alpha"):
         from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "focal_alpha": 1.5})
-    with pytest.raises(ParamError, match="finetune.protocol_by_pct.100 is 'frozen'"):
-        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": {100: "frozen"}})
-    with pytest.raises(ParamError, match="finetune.protocol_by_pct is 0"):
-        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": {0: "full"}})
-    with pytest.raises(ParamError, match="finetune.protocol_by_pct is 'full'; expected a mapping"):
-        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol_by_pct": "full"})
+    with pytest.raises(ParamError, match=r"finetune.linear_pcts is \[0\]; expected a list of distinct label percents"):
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "linear_pcts": [0]})
+    with pytest.raises(ParamError, match=r"finetune.linear_pcts is \[1, 1\]"):
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "linear_pcts": [1, 1]})
+    with pytest.raises(ParamError, match="finetune.linear_pcts is 'full'"):
+        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "linear_pcts": "full"})
+    with pytest.raises(ValueError, match="protocol 'frozen'"):
+        finetune(*([None] * 6), settings(FinetuneConfig, "finetune"), "frozen", 0, CPU)
 
 
-def test_protocol_by_pct_overrides_the_protocol_for_its_percents():
-    # keys may come back as strings from `dvc exp run -S finetune.protocol_by_pct.100=full`
-    config = from_dict(
-        FinetuneConfig,
-        "finetune",
-        {**params_section("finetune"), "protocol": "linear", "protocol_by_pct": {"100": "full"}},
-    )
-    assert config.protocol_by_pct == {100: "full"}
+def test_linear_pcts_choose_the_protocol_of_each_percent():
+    config = from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "linear_pcts": [1, 10]})
     assert [config.protocol_for(p) for p in (1, 10, 100)] == ["linear", "linear", "full"]
-    assert (
-        from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "protocol": "full"}).protocol_for(1)
-        == "full"
-    )
+    config = from_dict(FinetuneConfig, "finetune", {**params_section("finetune"), "linear_pcts": []})
+    assert [config.protocol_for(p) for p in (1, 10, 100)] == ["full", "full", "full"]
+
+
+def test_linear_pcts_can_be_set_from_the_command_line(tmp_path):
+    """`dvc exp run -S 'finetune.linear_pcts=[1,10]'` goes through Hydra's override grammar into params.yaml."""
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    apply_overrides(str(params), ["finetune.linear_pcts=[1,10]"])
+    section = yaml.safe_load(params.read_text())["finetune"]
+    assert from_dict(FinetuneConfig, "finetune", section).linear_pcts == [1, 10]
 
 
 def separable(n=48, size=32, seed=0):
@@ -134,7 +138,6 @@ def test_both_protocols_learn_and_keep_the_best_val_weights(protocol):
     config = settings(
         FinetuneConfig,
         "finetune",
-        protocol=protocol,
         epochs=8,
         batch_size=16,
         lr=3e-3,
@@ -145,7 +148,9 @@ def test_both_protocols_learn_and_keep_the_best_val_weights(protocol):
         linear_min_steps=0,
         patience=0,
     )
-    model, history, summary = finetune(backbone, dim, images, targets, val_images, val_targets, config, 0, CPU)
+    model, history, summary = finetune(
+        backbone, dim, images, targets, val_images, val_targets, config, protocol, 0, CPU
+    )
     assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in before.items())  # the input is untouched
     assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
     best = max(h["val_auroc_macro"] for h in history)
@@ -165,7 +170,6 @@ def test_early_stopping_and_its_resume(tmp_path):
     config = settings(
         FinetuneConfig,
         "finetune",
-        protocol="linear",
         linear_epochs=30,
         batch_size=16,
         linear_lr=1e-2,
@@ -174,12 +178,32 @@ def test_early_stopping_and_its_resume(tmp_path):
         patience=2,
     )
     _, history, summary = finetune(
-        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "c.ckpt"
+        backbone,
+        dim,
+        images,
+        targets,
+        val_images,
+        val_targets,
+        config,
+        "linear",
+        0,
+        CPU,
+        checkpoint=tmp_path / "c.ckpt",
     )
     assert summary["epochs_run"] < 30 and summary["epochs_run"] == summary["best_epoch"] + 2
     # rerun: the checkpoint says it stopped; nothing more is trained and the best weights come back
     _, again, summary_again = finetune(
-        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "c.ckpt"
+        backbone,
+        dim,
+        images,
+        targets,
+        val_images,
+        val_targets,
+        config,
+        "linear",
+        0,
+        CPU,
+        checkpoint=tmp_path / "c.ckpt",
     )
     assert len(again) == len(history) and summary_again["val_auroc_macro"] == summary["val_auroc_macro"]
 
@@ -224,7 +248,6 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
     config = settings(
         FinetuneConfig,
         "finetune",
-        protocol=protocol,
         epochs=4,
         linear_epochs=4,
         batch_size=8,
@@ -234,18 +257,48 @@ def test_an_interrupted_finetune_resumes_to_the_same_weights(tmp_path, monkeypat
         patience=0,
     )
     straight, history, _ = finetune(
-        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "a.ckpt"
+        backbone,
+        dim,
+        images,
+        targets,
+        val_images,
+        val_targets,
+        config,
+        protocol,
+        0,
+        CPU,
+        checkpoint=tmp_path / "a.ckpt",
     )
     real_fit = finetuning.fit
     monkeypatch.setattr(finetuning, "fit", fit_killed_after(real_fit, 2))  # the third epoch ends: killed
     with pytest.raises(KeyboardInterrupt):
         finetune(
-            backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "b.ckpt"
+            backbone,
+            dim,
+            images,
+            targets,
+            val_images,
+            val_targets,
+            config,
+            protocol,
+            0,
+            CPU,
+            checkpoint=tmp_path / "b.ckpt",
         )
     monkeypatch.setattr(finetuning, "fit", real_fit)
     capsys.readouterr()
     resumed, resumed_history, _ = finetune(
-        backbone, dim, images, targets, val_images, val_targets, config, 0, CPU, checkpoint=tmp_path / "b.ckpt"
+        backbone,
+        dim,
+        images,
+        targets,
+        val_images,
+        val_targets,
+        config,
+        protocol,
+        0,
+        CPU,
+        checkpoint=tmp_path / "b.ckpt",
     )
     assert "resuming after epoch 2" in capsys.readouterr().out  # resumed, not started again
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
@@ -260,8 +313,8 @@ def test_a_val_split_that_cannot_select_a_model_is_one_clear_error():
     val_images, _ = separable(n=8, seed=1)
     no_positive = np.zeros((8, targets.shape[1]))  # no class with both labels on val
     backbone, dim = build_backbone("resnet10")
-    config = settings(
-        FinetuneConfig, "finetune", protocol="linear", linear_epochs=1, linear_min_steps=0, batch_size=8, evaluations=1
-    )
+    config = settings(FinetuneConfig, "finetune", linear_epochs=1, linear_min_steps=0, batch_size=8, evaluations=1)
     with pytest.raises(DataError, match=r"finetune@x-1: no val class has both a positive and a negative label"):
-        finetune(backbone, dim, images, targets, val_images, no_positive, config, 0, CPU, stage="finetune@x-1")
+        finetune(
+            backbone, dim, images, targets, val_images, no_positive, config, "linear", 0, CPU, stage="finetune@x-1"
+        )

@@ -163,8 +163,7 @@ def nih_run(tmp_path_factory):
         baselines=["random"],
         pretrain={"common": {"backbone": "resnet10"}},
         finetune={
-            "protocol": "full",
-            "protocol_by_pct": {},
+            "linear_pcts": [],
             "epochs": 1,
             "min_steps": 2,
             "batch_size": 16,

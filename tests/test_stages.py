@@ -347,8 +347,7 @@ STUDY = {
     "baselines": ["random"],
     "inits": ["random", "simclr"],
     "finetune": {
-        "protocol": "full",
-        "protocol_by_pct": {10: "linear"},
+        "linear_pcts": [10],
         "epochs": 2,
         "min_steps": 2,
         "linear_epochs": 2,
@@ -433,7 +432,7 @@ def test_study_writes_what_the_design_promises(study):
             ):
                 assert key in cell and f"{key}_low" in cell and f"{key}_high" in cell
             assert cell["val_images"] == len(pd.read_csv(study / "splits/val.csv"))
-        # finetune.protocol_by_pct ran 10% with the frozen backbone, the rest end to end
+        # finetune.linear_pcts ran 10% with the frozen backbone, the rest end to end
         assert metrics[init]["10"]["protocol"] == "linear" and metrics[init]["100"]["protocol"] == "full"
         for pct, protocol in (("10", "linear"), ("100", "full")):
             assert json.loads((study / f"finetune/{init}-{pct}/cell.json").read_text()) == {
@@ -787,8 +786,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
                 "simclr": {"hidden_dim": 32, "dim": 16},
             },
             "finetune": {
-                "protocol": "full",
-                "protocol_by_pct": {},
+                "linear_pcts": [],
                 "epochs": 1,
                 "min_steps": 0,
                 "batch_size": 9,
