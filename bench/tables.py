@@ -93,29 +93,38 @@ def seeds() -> str:
     return "\n".join(lines)
 
 
-#: The decisions behind the defaults: (question, the default's value, {alternative value: [recorded variants]},
-#: the inits whose cells decide). A method's own parameter is decided on its cells; a shared one on every
-#: method's (SimCLR's variant and the one for the other three); budget-bound ones are shown, not chosen.
+#: The decisions behind the defaults: (question, the starting value, {alternative value: [recorded variants]},
+#: the inits whose cells decide, whether val chooses). A method's own parameter is decided on its cells; a shared
+#: one on every method's (SimCLR's variant and the one for the other three); budget-bound ones and the phantoms'
+#: contrast are shown, not chosen.
 DECISIONS = [
     (
-        "phantom contrast: a property of the benchmark, shown as a sensitivity check, not chosen",
+        "phantom contrast: a property of the benchmark, a sensitivity check",
         "3.0",
         {"1.0": ["contrast-1.0"], "2.0": ["contrast-2.0"]},
         ["simclr"],
+        False,
     ),
     (
         "crop area from (pretrain.common.crop_scale_min; every method)",
         "0.5",
         {"0.2": ["crop-0.2", "crop-0.2-others"], "0.8": ["crop-0.8", "crop-0.8-others"]},
         ["moco", "simclr", "byol", "swav"],
+        True,
     ),
-    ("pretraining epochs: set by the time budget, shown", "8", {"12": ["epochs-12"]}, ["simclr"]),
-    ("backbone: set by the time budget, shown", "resnet10", {"resnet18": ["backbone-resnet18"]}, ["simclr"]),
-    ("MoCo key-encoder momentum", "0.995", {"0.99": ["moco-m-0.99"], "0.999": ["moco-m-0.999"]}, ["moco"]),
-    ("MoCo queue", "1024", {"4096": ["moco-queue-4096"]}, ["moco"]),
-    ("BYOL tau_base", "0.9", {"0.8": ["byol-tau-0.8"], "0.99": ["byol-tau-0.99"]}, ["byol"]),
-    ("SwAV small crops", "2", {"4": ["swav-local-4"]}, ["swav"]),
-    ("SwAV epsilon", "0.02", {"0.01": ["swav-eps-0.01"], "0.05": ["swav-eps-0.05"]}, ["swav"]),
+    ("pretraining epochs: set by the time budget", "8", {"12": ["epochs-12"]}, ["simclr"], False),
+    ("backbone: set by the time budget", "resnet10", {"resnet18": ["backbone-resnet18"]}, ["simclr"], False),
+    ("MoCo key-encoder momentum", "0.995", {"0.99": ["moco-m-0.99"], "0.999": ["moco-m-0.999"]}, ["moco"], True),
+    ("MoCo queue", "1024", {"4096": ["moco-queue-4096"]}, ["moco"], True),
+    ("BYOL tau_base", "0.9", {"0.8": ["byol-tau-0.8"], "0.99": ["byol-tau-0.99"]}, ["byol"], True),
+    ("SwAV small crops", "2", {"4": ["swav-local-4"]}, ["swav"], True),
+    ("SwAV epsilon", "0.02", {"0.01": ["swav-eps-0.01"], "0.05": ["swav-eps-0.05"]}, ["swav"], True),
+]
+#: The fine-tuning protocol, chosen per label percent on the mean over every init: (variant, what it runs).
+PROTOCOLS = [
+    ("default", "linear at 1% and 10%, end to end at 100%"),
+    ("protocol-linear", "linear everywhere"),
+    ("protocol-full", "end to end everywhere"),
 ]
 
 
@@ -133,8 +142,12 @@ def _mean(cells: dict, inits: list[str], pct: str) -> float:
     return statistics.mean(cells[i][pct]["val_auroc_macro"] for i in inits)
 
 
+def _bold(text: str, chosen: bool) -> str:
+    return f"**{text}**" if chosen else text
+
+
 def defaults() -> str:
-    """Val macro AUROC of each default against its alternatives, averaged over the cells that decide."""
+    """Val macro AUROC of each setting against its alternatives, averaged over the cells that decide."""
     record = _load("bench/defaults.json")
     if "default" not in record:
         return "(no variants recorded yet: python -m bench.variants defaults)"
@@ -144,8 +157,8 @@ def defaults() -> str:
         "| question | value | cells | " + " | ".join(f"val {p}%" for p in percents) + " | mean |",
         "|---|---|---|" + "---|" * (len(percents) + 1),
     ]
-    for question, default, alternatives, inits in DECISIONS:
-        rows = [(f"{default} (default)", base)]
+    for question, start, alternatives, inits, chosen in DECISIONS:
+        rows = [(start, base)]
         rows += [(value, cells) for value, names in alternatives.items() if (cells := _cells(record, names))]
         if len(rows) == 1:
             continue
@@ -153,26 +166,20 @@ def defaults() -> str:
         best = max(range(len(rows)), key=lambda k: means[k])
         who = ", ".join(NAMES[i] for i in inits)
         for k, (value, cells) in enumerate(rows):
-            mark = f"**{means[k]:.3f}**" if k == best else f"{means[k]:.3f}"
             lines.append(
-                f"| {question if k == 0 else ''} | {value} | {who if k == 0 else ''} | "
+                f"| {question if k == 0 else ''} | {_bold(value, chosen and k == best)} | {who if k == 0 else ''} | "
                 + " | ".join(f"{_mean(cells, inits, p):.3f}" for p in percents)
-                + f" | {mark} |"
+                + f" | {_bold(f'{means[k]:.3f}', chosen and k == best)} |"
             )
-    protocols = {"linear at 1%, 10%; end to end at 100% (default)": base}
-    for name, label in (
-        ("protocol-linear", "frozen backbone (linear) everywhere"),
-        ("protocol-full", "end to end everywhere"),
-    ):
-        if name in record:
-            protocols[label] = record[name]["cells"]
+    protocols = [(label, record[name]["cells"]) for name, label in PROTOCOLS if name in record]
     if len(protocols) > 1:
         every = list(base)
-        for k, (label, cells) in enumerate(protocols.items()):
+        best = {p: max(range(len(protocols)), key=lambda k: _mean(protocols[k][1], every, p)) for p in percents}
+        for k, (label, cells) in enumerate(protocols):
             lines.append(
-                f"| {'fine-tuning protocol, per label percent' if k == 0 else ''} | {label} | "
+                f"| {'fine-tuning protocol, chosen per label percent' if k == 0 else ''} | {label} | "
                 f"{'all five' if k == 0 else ''} | "
-                + " | ".join(f"{_mean(cells, every, p):.3f}" for p in percents)
+                + " | ".join(_bold(f"{_mean(cells, every, p):.3f}", best[p] == k) for p in percents)
                 + " | |"
             )
     return "\n".join(lines)
