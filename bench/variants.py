@@ -79,6 +79,19 @@ def dvc(*args: str) -> str:
     return result.stdout
 
 
+def exp_run(changes: list[str]) -> list[str]:
+    """``dvc exp run`` with ``-S`` changes on top of the committed params.yaml; the stages it ran."""
+    subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
+    log = dvc("exp", "run", *[arg for change in changes for arg in ("-S", change)])
+    return sorted({line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")})
+
+
+def restore() -> None:
+    """Put the workspace back to the committed run."""
+    subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
+    dvc("checkout", "-q")
+
+
 def cells(evaluation: dict) -> dict:
     """{init: {pct: the macro AUROC figures}} of a results/evaluate.json."""
     return {
@@ -103,9 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and variant not in args.only:
                 continue
             start = time.perf_counter()
-            subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
-            log = dvc("exp", "run", *[arg for change in changes for arg in ("-S", change)])
-            ran = sorted({line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")})
+            ran = exp_run(changes)
             evaluation = json.loads((REPO / "results/evaluate.json").read_text())
             record[variant] = {
                 "changes": changes,
@@ -117,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             minutes = (time.perf_counter() - start) / 60
             print(f"{variant}: {', '.join(ran) or 'all from the run cache'} ({minutes:.1f} min)", flush=True)
     finally:
-        subprocess.run(["git", "checkout", "params.yaml", "dvc.lock", "results"], cwd=REPO, check=True)
-        dvc("checkout", "-q")
+        restore()
 
 
 if __name__ == "__main__":
