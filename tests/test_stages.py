@@ -798,25 +798,19 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     p = ["--params", str(tmp_path / "params.yaml"), "--checkpoints", str(tmp_path / "ck")]
-    pretrain = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.pretrain",
-            "--method",
-            "simclr",
-            str(pipeline / "store"),
-            str(pipeline / "splits/pretrain.csv"),
-            str(tmp_path / "simclr.pt"),
-            str(tmp_path / "simclr.json"),
-            str(tmp_path / "simclr.csv"),
-            *p,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+
+    def pretrain_simclr(name: str) -> subprocess.CompletedProcess:
+        outs = [str(tmp_path / f"{name}.{ext}") for ext in ("pt", "json", "csv")]
+        command = ["-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store")]
+        return subprocess.run(
+            [sys.executable, *command, str(pipeline / "splits/pretrain.csv"), *outs, *p],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    pretrain = pretrain_simclr("simclr")
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
     assert "relaunching under torchrun with 2 processes" in pretrain.stdout
     assert pretrain.stdout.count("x 2 processes") == 1  # rank 0 alone reports
@@ -850,24 +844,6 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
 
     params["pretrain"]["common"]["batch_size"] = 7  # not a multiple of the 2 processes: one clear error
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.pretrain",
-            "--method",
-            "simclr",
-            str(pipeline / "store"),
-            str(pipeline / "splits/pretrain.csv"),
-            str(tmp_path / "bad.pt"),
-            str(tmp_path / "bad.json"),
-            str(tmp_path / "bad.csv"),
-            *p,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    bad = pretrain_simclr("bad")
     assert bad.returncode != 0 and not (tmp_path / "bad.pt").exists()
     assert "error: pretrain: pretrain.common.batch_size 7 does not split evenly across 2 processes" in bad.stderr
