@@ -451,6 +451,7 @@ def finetune_cell(
     checkpoint: Callable[[int], Path],
     stage: str,
     fingerprint: str,
+    provenance: dict,
 ) -> CellRun:
     """Fine-tune one cell once per seed of ``config.seeds`` with its percent's protocol, and score val and test.
 
@@ -460,6 +461,8 @@ def finetune_cell(
             columns (and, for train and val, the class labels) and the uint8 images in that order.
         checkpoint: seed -> its resume file.
         stage, fingerprint: name the run in messages; make a checkpoint resume only the same start.
+        provenance: recorded in each saved state: the store's ``preprocess`` and ``data`` settings, so
+            that the classifier can prepare new images as its training images were (:mod:`cxrssl.predict`).
     """
     labels = list(CLASSES)
     init, pct, backbone_name = cell
@@ -502,5 +505,6 @@ def finetune_cell(
             "classes": labels,
             "model": model.state_dict(),
             "config": asdict(config),
+            **provenance,
         }
     return CellRun(models, pd.concat(predictions, ignore_index=True), pd.concat(curves, ignore_index=True), runs)

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     if part.empty or val.empty:
         raise DataError(f"{args.splits}: the {pct}% train subset or val is empty; check the split stage")
     store = ImageStore(args.store)
+    provenance = store.settings()
     train_images, val_images, test_images = (
         distributed.load_images(store, frame["row"].to_numpy()) for frame in (part, val, test)
     )
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         lambda seed: args.checkpoints / f"{stage.replace('@', '-')}-seed{seed}.ckpt",
         stage,
         fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}",
+        provenance=provenance,
     )
     if not distributed.is_main():
         return

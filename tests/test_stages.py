@@ -472,6 +472,8 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
 
     state = torch.load(study / "finetune/simclr-100/model-seed0.pt", weights_only=True)
     assert state["init"] == "simclr" and state["pct"] == 100 and state["backbone_name"] == "resnet10"
+    report = json.loads((study / "store/report.json").read_text())  # what predict prepares new images with
+    assert state["preprocess"] == report["preprocess"] and state["data"] == report["data"]
     shutil.copytree(study / "splits", tmp_path / "splits")
     test = pd.read_csv(tmp_path / "splits/test.csv")
     test.drop(columns=list(CLASSES)).to_csv(tmp_path / "splits/test.csv", index=False)  # no test labels at all

@@ -17,6 +17,7 @@ writes it (:mod:`cxrssl.data.writer`); the training stages only read it, here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,15 @@ class ImageStore:
     @property
     def size(self) -> int:
         return int(self.images.shape[1])
+
+    def settings(self) -> dict:
+        """What made the store: ``{"preprocess": ..., "data": ...}`` from its ``report.json``."""
+        path = self.folder / REPORT
+        try:
+            report = json.loads(path.read_text())
+            return {"preprocess": dict(report["preprocess"]), "data": dict(report["data"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DataError(f"{path}: missing or unreadable; rerun the preprocess stage") from None
 
     def load(self, rows: Sequence[int]) -> np.ndarray:
         """Copy the given rows into memory: (len(rows), S, S) uint8."""
