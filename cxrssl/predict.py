@@ -1,0 +1,178 @@
+"""Apply a classifier from the study to new radiographs: one CSV row per image.
+
+    python -m cxrssl.predict simclr-100 scans/ more.png --out predictions.csv
+    cxrssl-predict simclr-100 scans/ --out predictions.csv      # the same, as installed by pip
+
+The model is a finetune cell (``simclr-100``: its first seed's
+``models/finetune/simclr-100/model-seed<k>.pt``, or ``--seed k``) or a model
+file. Images are PNG or JPEG files, or folders searched recursively. Each
+image is prepared exactly as the model's training images were, with the
+preprocessing recorded in the model file (not today's params.yaml), and
+scored in batches, on the GPU when there is one.
+
+The CSV has, per image, its path, ``prob:<class>`` for the 14 findings,
+``call:<class>`` (1 when the probability reaches the threshold evaluate chose
+on val for that cell and class, from ``results/evaluate_per_class.csv`` or
+``--thresholds``; empty where no threshold is known) and ``error``: an image
+that cannot be read is a row with its error, not the end of the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrssl.cells import model_files
+from cxrssl.cli import run
+from cxrssl.data.images import PreprocessConfig, load_and_preprocess
+from cxrssl.data.schema import CLASSES
+from cxrssl.errors import CxrsslError, DataError, ParamError
+from cxrssl.finetune import load_classifier, predict
+from cxrssl.io import write_csv
+from cxrssl.models import pick_device
+from cxrssl.params import from_dict
+from cxrssl.progress import progress
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PROB_COLUMNS = [f"prob:{name}" for name in CLASSES]
+CALL_COLUMNS = [f"call:{name}" for name in CLASSES]
+
+
+def model_file(model: str, finetune: Path, seed: int | None) -> Path:
+    """The model file ``model`` names: a path to a ``.pt``, or a cell under ``finetune`` (its ``seed``, or first)."""
+    if model.endswith(".pt"):
+        return Path(model)
+    files = model_files(finetune / model)
+    if seed is None:
+        return next(iter(files.values()))
+    if seed not in files:
+        raise ParamError(f"{finetune / model}: no model for seed {seed}; it has seeds {list(files)}")
+    return files[seed]
+
+
+def image_files(inputs: list[Path]) -> list[Path]:
+    """The images named: files as given, folders searched recursively for PNG and JPEG, each in sorted order."""
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif item.exists():
+            found.append(item)
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    if not found:
+        raise DataError(f"no PNG or JPEG images in {', '.join(map(str, inputs))}")
+    return found
+
+
+def thresholds_for(table: Path, init: str | None, pct: int | None) -> dict[str, float]:
+    """{class: threshold} evaluate chose on val for the cell, from its per-class table (empty if it has none)."""
+    if not table.is_file():
+        return {}
+    frame = pd.read_csv(table)
+    missing = {"init", "pct", "class", "threshold"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{table}: no column {sorted(missing)[0]!r}; expected evaluate's per-class table")
+    rows = frame[(frame["init"] == init) & (frame["pct"] == pct)]
+    return {str(c): float(t) for c, t in zip(rows["class"], rows["threshold"], strict=True) if pd.notna(t)}
+
+
+def predict_files(
+    files: list[Path],
+    model: torch.nn.Module,
+    preprocess: PreprocessConfig,
+    thresholds: dict[str, float],
+    device: torch.device,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """One row per file: path, the probability and call of each class, and the error if the file was not read."""
+    probs = np.full((len(files), len(CLASSES)), np.nan)
+    errors = [""] * len(files)
+    batch: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        if batch:
+            images = torch.from_numpy(np.stack([image for _, image in batch]))
+            probs[[i for i, _ in batch]] = predict(model, images, device, amp=device.type == "cuda")
+            batch.clear()
+
+    for i, path in enumerate(progress(files, desc="predict")):
+        try:
+            batch.append((i, load_and_preprocess(path, preprocess)))
+        except CxrsslError as error:
+            errors[i] = str(error)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    frame = pd.DataFrame(probs, columns=PROB_COLUMNS)
+    for name, column in zip(CLASSES, CALL_COLUMNS, strict=True):
+        threshold = thresholds.get(name)
+        calls = pd.array([pd.NA] * len(files), dtype="Int64")
+        if threshold is not None:
+            read = ~np.isnan(probs[:, CLASSES.index(name)])
+            calls[read] = (probs[read, CLASSES.index(name)] >= threshold).astype(int)
+        frame[column] = calls
+    frame.insert(0, "path", [str(p) for p in files])
+    frame["error"] = errors
+    return frame
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a finetune cell (simclr-100) or a model file (.pt)")
+    parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files, or folders of them")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the predictions (CSV)")
+    parser.add_argument("--seed", type=int, default=None, help="the cell's fine-tuning seed (default: its first)")
+    parser.add_argument("--finetune", type=Path, default=Path("models/finetune"), help="the cells' parent folder")
+    parser.add_argument(
+        "--thresholds",
+        type=Path,
+        default=Path("results/evaluate_per_class.csv"),
+        help="evaluate's per-class table, with the thresholds chosen on val",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        raise ParamError(f"--batch-size {args.batch_size}: expected a positive integer")
+
+    path = model_file(args.model, args.finetune, args.seed)
+    model, meta = load_classifier(path)
+    if "preprocess" not in meta:
+        raise DataError(f"{path}: records no preprocessing; rerun its finetune stage")
+    if list(meta["classes"]) != list(CLASSES):
+        raise DataError(f"{path}: made for the classes {meta['classes']}, not CheXpert's 14")
+    preprocess = from_dict(PreprocessConfig, "the model's preprocess", meta["preprocess"])
+    source = meta.get("data", {}).get("source")
+    if source == "phantoms":
+        print(
+            f"warning: {path} was trained on generated phantoms, not radiographs: its calls on real images "
+            "mean nothing clinically",
+            file=sys.stderr,
+        )
+    cell = f"{meta.get('init')}-{meta.get('pct')}"
+    thresholds = thresholds_for(args.thresholds, meta.get("init"), meta.get("pct"))
+    if not thresholds:
+        print(
+            f"warning: no thresholds for {cell} in {args.thresholds}: calls left empty",
+            file=sys.stderr,
+        )
+    files = image_files(args.images)
+    device = pick_device()
+    frame = predict_files(files, model.to(device), preprocess, thresholds, device, args.batch_size)
+    write_csv(args.out, frame)
+    failed = int((frame["error"] != "").sum())
+    print(f"predict: {len(files) - failed} images scored, {failed} not read -> {args.out}")
+
+
+def cli() -> None:
+    """The ``cxrssl-predict`` console script: errors as one line, not a traceback."""
+    run(main, "predict")
+
+
+if __name__ == "__main__":
+    cli()
