@@ -76,9 +76,6 @@ class GradcamConfig:
         tolerance: the pointing game's tolerance, as a share of the image side
             (Zhang et al.: 15 px at 224 px).
         center_sigma: the centre prior's standard deviation, as a share of the image side.
-        real_images: null, or a folder of real radiographs (PNG or JPEG) to make
-            overlays for with the best classifier (chosen on val); their
-            labels are shown when a ``Data_Entry_2017*.csv`` sits in the folder or its parent.
     """
 
     pct: int
@@ -89,7 +86,6 @@ class GradcamConfig:
     batch_size: int
     tolerance: float
     center_sigma: float
-    real_images: str | None
 
     def validate(self) -> None:
         require(1 <= self.pct <= 100, "gradcam.pct", self.pct, "a label percent in 1..100")

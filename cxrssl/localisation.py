@@ -20,11 +20,10 @@ import pandas as pd
 import torch
 from scipy.stats import binomtest
 
-from cxrssl.cells import SCORE_COLUMNS, model_files, read_predictions
-from cxrssl.data.images import PreprocessConfig, load_and_preprocess
+from cxrssl.cells import model_files
 from cxrssl.data.schema import CLASSES, REGION_COLUMNS
-from cxrssl.errors import DataError, ParamError
-from cxrssl.finetune import load_classifier, macro_auroc
+from cxrssl.errors import DataError
+from cxrssl.finetune import load_classifier
 from cxrssl.gradcam import (
     METHODS,
     GradcamConfig,
@@ -38,8 +37,6 @@ from cxrssl.gradcam import (
     upsample,
 )
 from cxrssl.views import normalize, to_float
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def slug(name: str) -> str:
@@ -79,17 +76,6 @@ def choose_overlays(test: pd.DataFrame, regions: dict, per_class: int, seed: int
     return chosen
 
 
-def best_init(finetune: Path, inits: list[str], pct: int, val: pd.DataFrame) -> tuple[str, float]:
-    """The init whose classifier at ``pct`` has the best val macro AUROC (test is not looked at)."""
-    scores = {}
-    for init in inits:
-        frame = read_predictions(finetune / f"{init}-{pct}")
-        part = frame[frame["split"] == "val"].groupby("row")[SCORE_COLUMNS].mean()
-        scores[init] = macro_auroc(val[list(CLASSES)].to_numpy(dtype=float), part.loc[val["row"]].to_numpy())
-    best = max(scores, key=scores.get)
-    return best, scores[best]
-
-
 def explain(model, layer, images: np.ndarray, batch_size: int, method: str, wanted: list[list[int]] | None = None):
     """Yield (start, maps (B, classes, h, w), probabilities (B, classes)) over uint8 images in batches.
 
@@ -97,8 +83,9 @@ def explain(model, layer, images: np.ndarray, batch_size: int, method: str, want
     left zero); one backward pass per class slot, so asking for the two or
     three classes an image needs instead of all 14 is several times faster.
     """
+    device = next(model.parameters()).device
     for start in range(0, len(images), batch_size):
-        x = normalize(to_float(torch.from_numpy(images[start : start + batch_size])))
+        x = normalize(to_float(torch.from_numpy(images[start : start + batch_size]).to(device)))
         if wanted is None:
             rows = [list(range(len(CLASSES)))] * len(x)
         else:
@@ -106,9 +93,10 @@ def explain(model, layer, images: np.ndarray, batch_size: int, method: str, want
         width = max(len(r) for r in rows)
         targets = torch.tensor([r + [r[0]] * (width - len(r)) for r in rows])  # padded with a repeat
         maps, logits = grad_cam(model, layer, x, targets, method)
+        maps = maps.cpu()
         cams = torch.zeros(len(x), len(CLASSES), *maps.shape[-2:])
         cams.scatter_(1, targets[:, :, None, None].expand_as(maps), maps)
-        yield start, cams, torch.sigmoid(logits)
+        yield start, cams, torch.sigmoid(logits).cpu()
 
 
 def score(maps: torch.Tensor, masks: torch.Tensor, grown: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -137,38 +125,6 @@ def save_png(path: Path, picture: np.ndarray) -> None:
         raise DataError(f"{path}: could not encode the PNG")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.tobytes())
-
-
-def nih_labels(folder: Path) -> dict[str, str]:
-    """{image file name: NIH 'Finding Labels'} from a Data_Entry_2017*.csv in the folder or its parent."""
-    for candidate in sorted([*folder.glob("Data_Entry_2017*.csv"), *folder.parent.glob("Data_Entry_2017*.csv")]):
-        table = pd.read_csv(candidate)
-        if {"Image Index", "Finding Labels"} <= set(table.columns):
-            return dict(zip(table["Image Index"], table["Finding Labels"], strict=True))
-    return {}
-
-
-def real_overlays(
-    folder: Path, out: Path, model, layer, preprocess: PreprocessConfig, batch_size: int, method: str, label: str
-) -> int:
-    """Overlays of every radiograph in ``folder``: the map of the most probable finding (not No Finding)."""
-    if not folder.is_dir():
-        raise ParamError(f"params: gradcam.real_images is {str(folder)!r}; expected a folder of PNG or JPEG images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(f"{folder}: no PNG or JPEG images (gradcam.real_images)")
-    labels = nih_labels(folder)
-    images = np.stack([load_and_preprocess(p, preprocess) for p in files])
-    findings = [k for k, name in enumerate(CLASSES) if name != "No Finding"]
-    for start, cams, probs in explain(model, layer, images, batch_size, method):
-        for j in range(len(cams)):
-            i = start + j
-            k = max(findings, key=lambda c: float(probs[j, c]))
-            lines = [f"{files[i].name}  {label}", f"model: {CLASSES[k]} p={probs[j, k]:.2f}"]
-            if files[i].name in labels:
-                lines.append(f"NIH: {labels[files[i].name]}")
-            save_png(out / f"{files[i].stem}.png", overlay(images[i], cams[j, k].numpy(), [], lines))
-    return len(files)
 
 
 class Targets:

@@ -10,6 +10,12 @@ image is prepared exactly as the model's training images were, with the
 preprocessing recorded in the model file (not today's params.yaml), and
 scored in batches, on the GPU when there is one.
 
+With ``--cam DIR``, each image's most probable finding (``--cam-top k``
+findings, or the ``--findings`` named) is explained: a PNG per image and
+finding with the radiograph and its HiResCAM map (``--cam-method``,
+``--cam-layer``; the study's choice by default), the probability in the
+caption.
+
 The CSV has, per image, its path, ``prob:<class>`` for the 14 findings,
 ``call:<class>`` (1 when the probability reaches the threshold evaluate chose
 on val for that cell and class, from ``results/evaluate_per_class.csv`` or
@@ -33,7 +39,9 @@ from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.schema import CLASSES
 from cxrssl.errors import CxrsslError, DataError, ParamError
 from cxrssl.finetune import load_classifier, predict
-from cxrssl.io import write_csv
+from cxrssl.gradcam import METHODS, overlay, target_layer
+from cxrssl.io import atomic_dir, write_csv
+from cxrssl.localisation import explain, save_png, slug
 from cxrssl.models import pick_device
 from cxrssl.params import from_dict
 from cxrssl.progress import progress
@@ -82,6 +90,42 @@ def thresholds_for(table: Path, init: str | None, pct: int | None) -> dict[str, 
     return {str(c): float(t) for c, t in zip(rows["class"], rows["threshold"], strict=True) if pd.notna(t)}
 
 
+class Explainer:
+    """Writes the map of chosen findings for each image: ``<stem>-<finding>.png`` in ``out``."""
+
+    def __init__(self, out: Path, model, method: str, layer: str, findings: list[str], top: int, caption: str):
+        unknown = [name for name in findings if name not in CLASSES]
+        if unknown:
+            raise ParamError(f"--findings {unknown[0]!r}: expected CheXpert class names such as 'Edema'")
+        if method not in METHODS:
+            raise ParamError(f"--cam-method {method!r}: expected one of {', '.join(METHODS)}")
+        self.out, self.model, self.method, self.caption = out, model, method, caption
+        try:
+            self.layer = target_layer(model.backbone, layer)
+        except ParamError:
+            names = ", ".join(n for n, _ in model.backbone.named_children())
+            raise ParamError(f'--cam-layer {layer!r}: expected "last" or one of {names}') from None
+        self.findings = [CLASSES.index(name) for name in findings]
+        self.top = top
+
+    def chosen(self, probs: np.ndarray) -> list[int]:
+        """The named findings, else the ``top`` most probable ones other than No Finding."""
+        if self.findings:
+            return self.findings
+        ranked = [k for k in np.argsort(-probs) if CLASSES[k] != "No Finding"]
+        return ranked[: self.top]
+
+    def __call__(self, paths: list[Path], images: np.ndarray, probs: np.ndarray) -> None:
+        wanted = [self.chosen(p) for p in probs]
+        for start, cams, _ in explain(self.model, self.layer, images, len(images), self.method, wanted):
+            for j, classes in enumerate(wanted[start : start + len(cams)]):
+                i = start + j
+                for k in classes:
+                    lines = [f"{paths[i].name}  {self.caption}", f"{CLASSES[k]}: p = {probs[i, k]:.2f}"]
+                    picture = overlay(images[i], cams[j, k].numpy(), [], lines)
+                    save_png(self.out / f"{paths[i].stem}-{slug(CLASSES[k])}.png", picture)
+
+
 def predict_files(
     files: list[Path],
     model: torch.nn.Module,
@@ -89,16 +133,23 @@ def predict_files(
     thresholds: dict[str, float],
     device: torch.device,
     batch_size: int = 64,
+    explainer: Explainer | None = None,
 ) -> pd.DataFrame:
-    """One row per file: path, the probability and call of each class, and the error if the file was not read."""
+    """One row per file: path, the probability and call of each class, and the error if the file was not read.
+
+    With an ``explainer``, each batch's maps are written as the batch is scored.
+    """
     probs = np.full((len(files), len(CLASSES)), np.nan)
     errors = [""] * len(files)
     batch: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
         if batch:
-            images = torch.from_numpy(np.stack([image for _, image in batch]))
-            probs[[i for i, _ in batch]] = predict(model, images, device, amp=device.type == "cuda")
+            images = np.stack([image for _, image in batch])
+            rows = [i for i, _ in batch]
+            probs[rows] = predict(model, torch.from_numpy(images), device, amp=device.type == "cuda")
+            if explainer is not None:
+                explainer([files[i] for i in rows], images, probs[rows])
             batch.clear()
 
     for i, path in enumerate(progress(files, desc="predict")):
@@ -136,9 +187,14 @@ def main(argv: list[str] | None = None) -> None:
         help="evaluate's per-class table, with the thresholds chosen on val",
     )
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cam", type=Path, default=None, help="a folder for the maps (HiResCAM overlays, PNG)")
+    parser.add_argument("--cam-top", type=int, default=1, help="explain this many of each image's likeliest findings")
+    parser.add_argument("--findings", nargs="*", default=[], help="explain these findings instead (class names)")
+    parser.add_argument("--cam-method", default="hirescam", help=f"one of {', '.join(METHODS)}")
+    parser.add_argument("--cam-layer", default="layer2", help='"last" or a backbone module such as layer3')
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        raise ParamError(f"--batch-size {args.batch_size}: expected a positive integer")
+    if args.batch_size < 1 or args.cam_top < 1:
+        raise ParamError("--batch-size and --cam-top: expected positive integers")
 
     path = model_file(args.model, args.finetune, args.seed)
     model, meta = load_classifier(path)
@@ -163,7 +219,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     files = image_files(args.images)
     device = pick_device()
-    frame = predict_files(files, model.to(device), preprocess, thresholds, device, args.batch_size)
+    model = model.to(device)
+    if args.cam is None:
+        frame = predict_files(files, model, preprocess, thresholds, device, args.batch_size)
+    else:
+        with atomic_dir(args.cam) as tmp:
+            caption = f"{cell}, trained on phantoms" if source == "phantoms" else cell
+            explainer = Explainer(tmp, model, args.cam_method, args.cam_layer, args.findings, args.cam_top, caption)
+            frame = predict_files(files, model, preprocess, thresholds, device, args.batch_size, explainer)
     write_csv(args.out, frame)
     failed = int((frame["error"] != "").sum())
     print(f"predict: {len(files) - failed} images scored, {failed} not read -> {args.out}")

@@ -16,9 +16,9 @@ classifiers at ``gradcam.pct`` (first seed), on the test split
 * ``plots/gradcam/<init>/<class>-<row>.png``: overlays for a fixed, seeded
   choice of ``gradcam.per_class`` positive test images per class (the same
   images for every init);
-* ``plots/gradcam_grid.jpg``: one image per localised class (rows) against the inits (columns);
-* ``plots/gradcam/real/``: with ``gradcam.real_images`` set, overlays of
-  those radiographs by the classifier with the best val macro AUROC.
+* ``plots/gradcam_grid.jpg``: one image per localised class (rows) against the inits (columns).
+
+Maps of new radiographs: ``python -m cxrssl.predict ... --cam DIR``.
 """
 
 from __future__ import annotations
@@ -29,22 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from cxrssl.cli import check_name, run, stage_parser
-from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.schema import CLASSES, REGIONS
 from cxrssl.data.splits import read_split
 from cxrssl.data.store import ImageStore
 from cxrssl.errors import DataError, ParamError
-from cxrssl.gradcam import LOCALISED, METHODS, GradcamConfig, target_layer
+from cxrssl.gradcam import LOCALISED, METHODS, GradcamConfig
 from cxrssl.io import atomic_dir, write_json
 from cxrssl.localisation import (
     Targets,
-    best_init,
     centre_prior_scores,
     grid_rows,
     load_cell_classifier,
     localise,
     read_regions,
-    real_overlays,
 )
 from cxrssl.params import check_list, from_dict, read_params
 from cxrssl.plots import grid_figure
@@ -69,7 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     percents = check_list("label_percents", params.get("label_percents"), int)
     if config.pct not in percents:
         raise ParamError(f"params: gradcam.pct is {config.pct}; expected one of label_percents {percents}")
-    preprocess = from_dict(PreprocessConfig, "preprocess", params.get("preprocess"))
 
     start = time.perf_counter()
     test = read_split(args.splits, "test", ["row", "Path", *CLASSES])
@@ -86,31 +82,16 @@ def main(argv: list[str] | None = None) -> None:
             model = load_cell_classifier(args.finetune, f"{init}-{config.pct}", store.size)
             summary[init], kept[init] = localise(model, init, images, test, targets, config, tmp / init)
         summary["center_prior"] = centre_prior_scores(targets, store.size, config.center_sigma)
-        n_real = 0
-        if config.real_images:
-            val = read_split(args.splits, "val", ["row", *CLASSES])
-            best, val_auroc = best_init(args.finetune, inits, config.pct, val)
-            model = load_cell_classifier(args.finetune, f"{best}-{config.pct}", store.size)
-            n_real = real_overlays(
-                Path(config.real_images),
-                tmp / "real",
-                model,
-                target_layer(model.backbone, config.layer),
-                preprocess,
-                config.batch_size,
-                config.method,
-                f"{best} {config.pct}% (best val AUROC {val_auroc:.3f})",
-            )
         rows = grid_rows(test, targets, images, kept)
         if not rows:
             raise DataError(f"{args.splits / 'test.csv'}: no test image is positive for any class; nothing to show")
         grid_figure(args.grid, rows, inits, f"{METHODS[config.method]} at {config.layer}")
         write_json(args.metrics, summary)
-    report(summary, inits, targets, config, n_real, time.perf_counter() - start, args.store / REGIONS)
+    report(summary, inits, targets, config, time.perf_counter() - start, args.store / REGIONS)
 
 
 def report(
-    summary: dict, inits: list[str], targets: Targets, config: GradcamConfig, n_real: int, seconds: float, regions: Path
+    summary: dict, inits: list[str], targets: Targets, config: GradcamConfig, seconds: float, regions: Path
 ) -> None:
     if not targets.regions:
         print(f"gradcam: no ground-truth regions ({regions} has none); overlays only, no localisation scores")
@@ -124,7 +105,7 @@ def report(
             print(f"gradcam: {name:17s} pointing game  {line}  (n={summary['center_prior'][name]['n']})")
     print(
         f"gradcam: {METHODS[config.method]} at {config.layer}, {len(inits)} inits at {config.pct}%, "
-        f"{len(targets.needed)} test images, {n_real} real images, {seconds:.1f} s"
+        f"{len(targets.needed)} test images, {seconds:.1f} s"
     )
 
 

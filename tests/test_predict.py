@@ -9,6 +9,7 @@ from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from cxrssl.data.images import PreprocessConfig, load_and_preprocess
 from cxrssl.data.schema import CLASSES
 from cxrssl.errors import DataError, ParamError
 from cxrssl.finetune import Classifier, predict
+from cxrssl.localisation import slug
 from cxrssl.models import build_backbone
 from cxrssl.predict import CALL_COLUMNS, PROB_COLUMNS, main
 
@@ -160,3 +162,26 @@ def test_the_command_reports_a_bad_model_in_one_line_and_is_installed_as_a_conso
     assert len(result.stderr.strip().splitlines()) == 1
     scripts = entry_points(group="console_scripts", name="cxrssl-predict")
     assert [script.value for script in scripts] == ["cxrssl.predict:cli"]
+
+
+def test_cam_writes_a_map_per_image_and_finding_and_refuses_unknown_names(tmp_path):
+    images = sorted(NIH.glob("*.png"))[:3]
+    write_model(tmp_path / "model.pt", preprocessing())
+    base = [str(tmp_path / "model.pt"), *map(str, images), "--out", str(tmp_path / "p.csv")]
+    main([*base, "--cam", str(tmp_path / "top")])
+    frame = pd.read_csv(tmp_path / "p.csv")
+    written = sorted(p.name for p in (tmp_path / "top").iterdir())
+    likeliest = [
+        max((c for c in CLASSES if c != "No Finding"), key=lambda c: row[f"prob:{c}"]) for _, row in frame.iterrows()
+    ]
+    assert written == sorted(f"{p.stem}-{slug(c)}.png" for p, c in zip(images, likeliest, strict=True))
+    picture = cv2.imread(str(tmp_path / "top" / written[0]))
+    assert picture.shape[1] == 2 * 4 * 32  # the radiograph and its map, side by side, at 4x
+
+    main([*base, "--cam", str(tmp_path / "named"), "--findings", "Edema", "Cardiomegaly", "--cam-method", "gradcam"])
+    assert len(list((tmp_path / "named").glob("*-edema.png"))) == len(list((tmp_path / "named").iterdir())) / 2 == 3
+    with pytest.raises(ParamError, match="--findings 'Oedema'"):
+        main([*base, "--cam", str(tmp_path / "bad"), "--findings", "Oedema"])
+    with pytest.raises(ParamError, match="--cam-layer 'layer9'"):
+        main([*base, "--cam", str(tmp_path / "bad"), "--cam-layer", "layer9"])
+    assert not (tmp_path / "bad").exists()
