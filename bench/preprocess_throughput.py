@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ from cxrssl.data import archive
 from cxrssl.data.chexpert import resolve_image
 from cxrssl.data.images import PreprocessConfig
 from cxrssl.data.writer import build_store
+from cxrssl.params import from_dict, read_params
 
 REPO = Path(__file__).resolve().parents[1]
+#: params.yaml's preprocessing; each figure changes only the size (and, for one, the filters)
+BASE = from_dict(PreprocessConfig, "preprocess", read_params(REPO / "params.yaml")["preprocess"])
 PHANTOMS = REPO / "data/phantoms/CheXpert-v1.0-small.zip"
 NIH = REPO / "tests/data/nih-cxr14-sample/images"
 
@@ -45,7 +49,7 @@ def pool_start_s(workers: int) -> float:
     from cxrssl.parallel import process_pool
 
     start = time.perf_counter()
-    with process_pool(workers, _init_worker, (PreprocessConfig(),)) as pool:
+    with process_pool(workers, _init_worker, (BASE,)) as pool:
         pool.map(abs, range(workers))
     return time.perf_counter() - start
 
@@ -64,12 +68,12 @@ def store_rate(files: list[str], config: PreprocessConfig, workers: int, repeats
 def measure(name: str, files: list[str]) -> dict:
     result: dict = {"images": len(files)}
     for size in (64, 224):
-        plain = PreprocessConfig(size=size)
+        plain = replace(BASE, image_size=size)
         rates = {
             "store_2_workers": store_rate(files, plain, 2),
             "store_1_worker": store_rate(files, plain, 1),
             "store_2_workers_median_clahe": store_rate(
-                files, PreprocessConfig(size=size, denoise="median", clahe=True), 2
+                files, replace(BASE, image_size=size, denoise="median", clahe=True), 2
             ),
             "naive_pil_loop": naive_pil(files, size),
         }

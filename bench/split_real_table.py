@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench._record import record
 from cxrssl.data.chexpert import Report, read_table
 from cxrssl.data.splits import SplitConfig, make_splits
+from cxrssl.params import from_dict, read_params
 
-DEFAULT = Path(__file__).resolve().parents[1] / "tests/data/chexpert/train_labels.csv.gz"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "tests/data/chexpert/train_labels.csv.gz"
 
 
 def main() -> None:
@@ -21,10 +24,11 @@ def main() -> None:
     start = time.perf_counter()
     table = read_table(table_path, Report()).assign(origin="train")
     read_s = time.perf_counter() - start
+    split = from_dict(SplitConfig, "split", read_params(REPO / "params.yaml")["split"])
     timings = {}
     for policy in ("zeros", "ones", "ignore"):
         start = time.perf_counter()
-        splits, summary = make_splits(table, SplitConfig(uncertainty=policy), [1, 10, 100])
+        splits, summary = make_splits(table, replace(split, uncertainty=policy), [1, 10, 100])
         timings[policy] = round(time.perf_counter() - start, 2)
     result = {
         "rows": len(table),

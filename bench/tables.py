@@ -315,6 +315,14 @@ def performance() -> str:
         "python -m bench.dvc_noop",
     )
     add(
+        "predict_throughput",
+        "`cxrssl.predict`, files to CSV, 1024 px PNG: 8-bit / 16-bit / 8-bit with maps",
+        lambda e: "{} / {} / {} images/s".format(
+            e["png_8bit_images_per_s"], e["png_16bit_images_per_s"], e["png_8bit_with_cam_images_per_s"]
+        ),
+        "python -m bench.predict_throughput",
+    )
+    add(
         "phantom_difficulty",
         "shallow baselines on the phantoms: brightness / 16 × 16 pixels (val macro AUROC)",
         lambda e: f"{e['macro']['brightness_auroc']} / {e['macro']['pixel_logreg_auroc']}",
