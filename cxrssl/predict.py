@@ -12,9 +12,9 @@ scored in batches, on the GPU when there is one.
 
 With ``--cam DIR``, each image's most probable finding (``--cam-top k``
 findings, or the ``--findings`` named) is explained: a PNG per image and
-finding with the radiograph and its HiResCAM map (``--cam-method``,
-``--cam-layer``; the study's choice by default), the probability in the
-caption.
+finding with the radiograph and its map, the probability in the caption
+(``--cam-method`` and ``--cam-layer``: HiResCAM at layer2 by default, the
+committed study's ``gradcam`` settings).
 
 The CSV has, per image, its path, ``prob:<class>`` for the 14 findings,
 ``call:<class>`` (1 when the probability reaches the threshold evaluate chose
