@@ -5,7 +5,8 @@
 
 The model is a finetune cell (``simclr-100``: its first seed's
 ``models/finetune/simclr-100/model-seed<k>.pt``, or ``--seed k``) or a model
-file. Images are PNG or JPEG files, or folders searched recursively. Each
+file. Images are PNG, JPEG or DICOM files (:mod:`cxrssl.data.dicom`), or
+folders searched recursively for ``.png``, ``.jpg``, ``.jpeg``, ``.dcm``. Each
 image is prepared exactly as the model's training images were, with the
 preprocessing recorded in the model file (not today's params.yaml), and
 scored in batches, on the GPU when there is one.
@@ -35,7 +36,10 @@ import torch
 
 from cxrssl.cells import model_files
 from cxrssl.cli import run
+from cxrssl.data import archive
+from cxrssl.data.dicom import decode_dicom, is_dicom
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
+from cxrssl.data.images import preprocess as prepare
 from cxrssl.data.schema import CLASSES
 from cxrssl.errors import CxrsslError, DataError, ParamError
 from cxrssl.finetune import load_classifier, predict
@@ -46,7 +50,7 @@ from cxrssl.models import pick_device
 from cxrssl.params import from_dict
 from cxrssl.progress import progress
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 PROB_COLUMNS = [f"prob:{name}" for name in CLASSES]
 CALL_COLUMNS = [f"call:{name}" for name in CLASSES]
 
@@ -76,6 +80,22 @@ def image_files(inputs: list[Path]) -> list[Path]:
     if not found:
         raise DataError(f"no PNG or JPEG images in {', '.join(map(str, inputs))}")
     return found
+
+
+def read_image(path: Path, config: PreprocessConfig) -> np.ndarray:
+    """A PNG, JPEG or DICOM file (the content decides) prepared as the model's training images were."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(132)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read image ({error.strerror})") from None
+    if not is_dicom(start):
+        return load_and_preprocess(path, config)
+    try:
+        data = archive.read_bytes(path, config.max_file_bytes)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read image ({error.strerror})") from None
+    return prepare(decode_dicom(path, data, config.max_image_pixels), config)
 
 
 def thresholds_for(table: Path, init: str | None, pct: int | None) -> dict[str, float]:
@@ -154,7 +174,7 @@ def predict_files(
 
     for i, path in enumerate(progress(files, desc="predict")):
         try:
-            batch.append((i, load_and_preprocess(path, preprocess)))
+            batch.append((i, read_image(path, preprocess)))
         except CxrsslError as error:
             errors[i] = str(error)
         if len(batch) == batch_size:
@@ -176,7 +196,7 @@ def predict_files(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a finetune cell (simclr-100) or a model file (.pt)")
-    parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files, or folders of them")
+    parser.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or DICOM files, or folders of them")
     parser.add_argument("--out", type=Path, required=True, help="where to write the predictions (CSV)")
     parser.add_argument("--seed", type=int, default=None, help="the cell's fine-tuning seed (default: its first)")
     parser.add_argument("--finetune", type=Path, default=Path("models/finetune"), help="the cells' parent folder")

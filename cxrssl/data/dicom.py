@@ -1,0 +1,90 @@
+"""DICOM radiographs as the model sees them: uint8 grayscale, displayed as a reader would display them.
+
+``decode_dicom`` turns a DICOM file's bytes (pydicom) into an (H, W) uint8
+image:
+
+* the header is read first and its Rows x Columns checked against the pixel
+  limit before any pixel data is decoded;
+* stored values become modality values through the Modality LUT or Rescale
+  Slope/Intercept, then display values through the VOI LUT or the first
+  Window Center/Width (without either, the used range is stretched, as for
+  16-bit PNGs);
+* MONOCHROME1 (white is low) is inverted, so bone is bright in every image;
+* the result is scaled to 0..255.
+
+Transfer syntaxes: uncompressed (implicit and explicit VR, little endian),
+deflated, and RLE Lossless are decoded by pydicom alone; JPEG Baseline and
+Extended by Pillow, which the project already installs. JPEG Lossless,
+JPEG-LS and JPEG 2000 need a decoder plugin (``pylibjpeg`` with
+``pylibjpeg-libjpeg``/``-openjpeg``, or GDCM) that is not installed: such a
+file is refused with a message that names the transfer syntax.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from cxrssl.errors import DataError
+
+
+def is_dicom(data: bytes) -> bool:
+    """Whether the bytes are a DICOM file (the "DICM" marker after the 128-byte preamble)."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def decode_dicom(path: str | Path, data: bytes, max_pixels: int) -> np.ndarray:
+    """The (H, W) uint8 display image of a single-frame grayscale DICOM file (see the module's docstring)."""
+    try:
+        header = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, ValueError, EOFError, OSError) as error:
+        raise DataError(f"{path}: not a readable DICOM file ({error})") from None
+    if "Rows" not in header or "Columns" not in header:
+        raise DataError(f"{path}: not a readable DICOM image (its header has no Rows and Columns)")
+    rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
+    if rows < 1 or columns < 1:
+        raise DataError(f"{path}: the DICOM header declares a {columns} x {rows} image")
+    if rows * columns > max_pixels:
+        raise DataError(
+            f"{path}: the DICOM header declares {columns} x {rows} = {rows * columns:,} pixels, more than "
+            f"the {max_pixels:,} allowed (preprocess.max_image_pixels)"
+        )
+    interpretation = str(header.get("PhotometricInterpretation", ""))
+    if interpretation not in ("MONOCHROME1", "MONOCHROME2"):
+        raise DataError(f"{path}: a {interpretation or 'colour'} DICOM image, not a grayscale radiograph")
+    if int(header.get("NumberOfFrames", 1) or 1) != 1:
+        raise DataError(f"{path}: a multi-frame DICOM file; expected one radiograph")
+    try:
+        dataset = pydicom.dcmread(BytesIO(data))
+        stored = dataset.pixel_array
+    except Exception as error:  # pydicom raises many kinds: missing decoder, truncated pixel data, ...
+        syntax = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
+        raise DataError(f"{path}: cannot decode the DICOM pixel data ({name}): {error}") from None
+    if stored.shape != (rows, columns):
+        raise DataError(f"{path}: DICOM pixel data of shape {stored.shape}, expected {rows} x {columns}")
+    values = apply_modality_lut(stored, dataset).astype(np.float64)
+    if "VOILUTSequence" in dataset:  # a lookup table: its output spans 0 .. 2^bits - 1
+        values = apply_voi_lut(np.round(values).astype(np.int64), dataset, index=0).astype(np.float64)  # LUT indices
+        lo, hi = 0.0, float(2 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    elif "WindowCenter" in dataset and "WindowWidth" in dataset:  # the linear window of PS3.3 C.11.2.1.2
+        lo, hi = _window_bounds(dataset)
+    else:
+        lo, hi = (float(v) for v in np.percentile(values, (0.5, 99.5)))
+    image = np.clip((values - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
+    if interpretation == "MONOCHROME1":
+        image = 255.0 - image
+    return np.round(image).astype(np.uint8)
+
+
+def _window_bounds(dataset) -> tuple[float, float]:
+    """The first window's range: scaling it to 0..255 is DICOM's linear VOI function ("LINEAR")."""
+    center, width = dataset.WindowCenter, dataset.WindowWidth
+    center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
+    width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+    return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2

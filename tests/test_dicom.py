@@ -1,0 +1,136 @@
+"""DICOM radiographs: the pixels that reach the model, for each way a DX/CR file stores them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    JPEGLosslessSV1,
+    RLELossless,
+    generate_uid,
+)
+
+from cxrssl.data.dicom import decode_dicom
+from cxrssl.data.images import preprocess
+from cxrssl.errors import DataError
+from cxrssl.finetune import predict
+from cxrssl.predict import PROB_COLUMNS, main
+from tests.test_predict import preprocessing, write_model
+
+RNG = np.random.default_rng(0)
+STORED = RNG.integers(0, 4096, size=(48, 40), dtype=np.uint16)  # 12 bits stored in 16
+
+
+def dicom(pixels: np.ndarray, interpretation: str = "MONOCHROME2", **elements) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = interpretation
+    bits = 8 if pixels.dtype == np.uint8 else 16
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, 8 if bits == 8 else 12, 7 if bits == 8 else 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+    for key, value in elements.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def decoded(ds: Dataset, tmp_path: Path, max_pixels: int = 10**8) -> np.ndarray:
+    path = tmp_path / "image.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return decode_dicom(path, path.read_bytes(), max_pixels)
+
+
+def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """DICOM's linear VOI function (PS3.3 C.11.2.1.2) onto 0..255, written out."""
+    y = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
+    return np.round(np.clip(y, 0, 255)).astype(np.uint8)
+
+
+def test_rescale_then_window_then_monochrome1_inverted(tmp_path):
+    elements = dict(RescaleSlope=2, RescaleIntercept=-1024, WindowCenter=2000, WindowWidth=3000)
+    expected = window(STORED.astype(float) * 2 - 1024, 2000, 3000)
+    assert np.array_equal(decoded(dicom(STORED, **elements), tmp_path), expected)
+    assert np.array_equal(decoded(dicom(STORED, "MONOCHROME1", **elements), tmp_path), 255 - expected)
+
+
+def test_without_a_window_the_used_range_is_stretched_and_8_bit_works(tmp_path):
+    image = decoded(dicom(STORED), tmp_path)
+    order = np.argsort(STORED, axis=None)
+    assert image.min() == 0 and image.max() == 255
+    assert (np.diff(image.ravel()[order].astype(int)) >= 0).all()  # monotonic in the stored value
+    eight = RNG.integers(0, 256, size=(30, 20), dtype=np.uint8)
+    lo, hi = np.percentile(eight, (0.5, 99.5))
+    expected = np.round(np.clip((eight - lo) * 255 / (hi - lo), 0, 255)).astype(np.uint8)
+    assert np.array_equal(decoded(dicom(eight), tmp_path), expected)
+
+
+def test_a_voi_lut_is_applied(tmp_path):
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 12]  # 4,096 entries from stored value 0, 12-bit output
+    table = np.round(np.sqrt(np.arange(4096) / 4095) * 4095).astype(np.uint16)  # not linear
+    lut.LUTData = table.astype("<u2").tobytes()
+    ds = dicom(STORED)
+    ds.VOILUTSequence = [lut]
+    expected = np.round(table[STORED].astype(float) * 255 / 4095).astype(np.uint8)
+    assert np.array_equal(decoded(ds, tmp_path), expected)
+
+
+def test_rle_lossless_gives_the_uncompressed_pixels(tmp_path):
+    ds = dicom(STORED, WindowCenter=2048, WindowWidth=4096)
+    ds.compress(RLELossless, STORED)
+    assert ds.file_meta.TransferSyntaxUID == RLELossless
+    assert np.array_equal(decoded(ds, tmp_path), window(STORED.astype(float), 2048, 4096))
+
+
+def test_what_is_refused_is_one_error_naming_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"image.dcm: the DICOM header declares 40 x 48 = 1,920 pixels, more than"):
+        decoded(dicom(STORED), tmp_path, max_pixels=1000)
+    with pytest.raises(DataError, match="a RGB DICOM image, not a grayscale radiograph"):
+        decoded(dicom(STORED, "RGB"), tmp_path)
+    with pytest.raises(DataError, match="multi-frame"):
+        decoded(dicom(STORED, NumberOfFrames=2), tmp_path)
+    lossless = dicom(STORED)
+    lossless.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    lossless.PixelData = encapsulate([b"\xff\xd8 not really a JPEG \xff\xd9"])
+    with pytest.raises(DataError, match=r"image.dcm: cannot decode the DICOM pixel data \(JPEG Lossless"):
+        decoded(lossless, tmp_path)
+    short = dicom(STORED)
+    short.PixelData = STORED.tobytes()[:100]
+    with pytest.raises(DataError, match="image.dcm: cannot decode the DICOM pixel data"):
+        decoded(short, tmp_path)
+    (tmp_path / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1\2\3")
+    with pytest.raises(DataError, match="fake.dcm: not a readable DICOM image"):
+        decode_dicom(tmp_path / "fake.dcm", (tmp_path / "fake.dcm").read_bytes(), 10**8)
+
+
+def test_predict_reads_dicom_beside_png_and_reports_a_bad_one(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    elements = dict(RescaleSlope=1, RescaleIntercept=0, WindowCenter=2048, WindowWidth=4096)
+    dicom(STORED, "MONOCHROME1", **elements).save_as(folder / "a.dcm", enforce_file_format=True)
+    (folder / "b.dcm").write_bytes((folder / "a.dcm").read_bytes()[:2000])  # pixel data cut short
+    config = preprocessing()
+    model = write_model(tmp_path / "model.pt", config)
+    main([str(tmp_path / "model.pt"), str(folder), "--out", str(tmp_path / "p.csv")])
+    frame = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert frame["path"].tolist() == [str(folder / "a.dcm"), str(folder / "b.dcm")]
+    image = preprocess(255 - window(STORED.astype(float), 2048, 4096), config)  # what the model must see
+    expected = predict(model, torch.from_numpy(image[None]), torch.device("cpu"), False)
+    assert np.allclose(frame.loc[[0], PROB_COLUMNS].to_numpy(dtype=float), expected, atol=1e-6)
+    assert frame.loc[0, "error"] == "" and "b.dcm: cannot decode the DICOM pixel data" in frame.loc[1, "error"]
