@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
     JPEGLosslessSV1,
     RLELossless,
     generate_uid,
@@ -134,3 +136,14 @@ def test_predict_reads_dicom_beside_png_and_reports_a_bad_one(tmp_path):
     expected = predict(model, torch.from_numpy(image[None]), torch.device("cpu"), False)
     assert np.allclose(frame.loc[[0], PROB_COLUMNS].to_numpy(dtype=float), expected, atol=1e-6)
     assert frame.loc[0, "error"] == "" and "b.dcm: cannot decode the DICOM pixel data" in frame.loc[1, "error"]
+
+
+def test_jpeg_baseline_decodes_as_the_jpeg_itself(tmp_path):
+    eight = cv2.GaussianBlur(RNG.integers(0, 256, size=(48, 40), dtype=np.uint8), (5, 5), 0)
+    ok, jpeg = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ds = dicom(eight, WindowCenter=128, WindowWidth=256)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([jpeg.tobytes()])
+    ds["PixelData"].VR = "OB"
+    expected = window(cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(float), 128, 256)
+    assert np.abs(decoded(ds, tmp_path).astype(int) - expected).max() <= 1  # two IDCT implementations

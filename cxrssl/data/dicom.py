@@ -12,12 +12,13 @@ image:
 * MONOCHROME1 (white is low) is inverted, so bone is bright in every image;
 * the result is scaled to 0..255.
 
-Transfer syntaxes: uncompressed (implicit and explicit VR, little endian),
-deflated, and RLE Lossless are decoded by pydicom alone; JPEG Baseline and
-Extended by Pillow, which the project already installs. JPEG Lossless,
-JPEG-LS and JPEG 2000 need a decoder plugin (``pylibjpeg`` with
-``pylibjpeg-libjpeg``/``-openjpeg``, or GDCM) that is not installed: such a
-file is refused with a message that names the transfer syntax.
+Transfer syntaxes (the decoders pydicom finds with this project's packages):
+uncompressed (implicit and explicit VR, little endian), deflated and RLE
+Lossless by pydicom itself; JPEG Baseline, JPEG Extended and JPEG 2000 by
+Pillow. JPEG Lossless and JPEG-LS, common in CR, need a plugin that is not
+installed (``pylibjpeg`` with ``pylibjpeg-libjpeg``, or GDCM): such a file is
+refused with a message that names its transfer syntax. The tests cover the
+uncompressed, RLE and JPEG Baseline paths and the refusal.
 """
 
 from __future__ import annotations
