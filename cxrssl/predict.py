@@ -5,23 +5,27 @@
 
 The model is a finetune cell (``simclr-100``: its first seed's
 ``models/finetune/simclr-100/model-seed<k>.pt``, or ``--seed k``) or a model
-file. Images are PNG, JPEG or DICOM files (:mod:`cxrssl.data.dicom`), or
-folders searched recursively for ``.png``, ``.jpg``, ``.jpeg``, ``.dcm``. Each
-image is prepared exactly as the model's training images were, with the
+file. Images are PNG, JPEG or DICOM files (:mod:`cxrssl.data.dicom`),
+folders searched recursively for ``.png``, ``.jpg``, ``.jpeg``, ``.dcm``, or
+CheXpert- or NIH-format tables (``.csv``), whose images are found as the
+study finds them and whose labels are kept (U-Ignore), with the AUROC of
+each class they label printed at the end. Each image is prepared exactly as the model's training images were, with the
 preprocessing recorded in the model file (not today's params.yaml), and
 scored in batches, on the GPU when there is one.
 
 With ``--cam DIR``, each image's most probable finding (``--cam-top k``
 findings, or the ``--findings`` named) is explained: a PNG per image and
-finding with the radiograph and its map, the probability in the caption
+finding (``<row>-<file stem>-<finding>.png``, ``row`` its line in the CSV
+from 0) with the radiograph and its map, the probability in the caption
 (``--cam-method`` and ``--cam-layer``: HiResCAM at layer2 by default, the
 committed study's ``gradcam`` settings).
 
 The CSV has, per image, its path, ``prob:<class>`` for the 14 findings,
 ``call:<class>`` (1 when the probability reaches the threshold evaluate chose
 on val for that cell and class, from ``results/evaluate_per_class.csv`` or
-``--thresholds``; empty where no threshold is known) and ``error``: an image
-that cannot be read is a row with its error, not the end of the batch.
+``--thresholds``; empty where no threshold is known), ``label:<class>`` for
+images from a table, and ``error``: an image that cannot be read is a row
+with its error, not the end of the batch.
 """
 
 from __future__ import annotations
@@ -36,23 +40,26 @@ import torch
 
 from cxrssl.cells import model_files
 from cxrssl.cli import run
-from cxrssl.data import archive
-from cxrssl.data.dicom import decode_dicom, is_dicom
+from cxrssl.data.chexpert import Report
 from cxrssl.data.images import PreprocessConfig, load_and_preprocess
-from cxrssl.data.images import preprocess as prepare
 from cxrssl.data.schema import CLASSES
+from cxrssl.data.sources import DataConfig, read_source
+from cxrssl.data.splits import apply_policy
 from cxrssl.errors import CxrsslError, DataError, ParamError
 from cxrssl.finetune import load_classifier, predict
 from cxrssl.gradcam import METHODS, overlay, target_layer
 from cxrssl.io import atomic_dir, write_csv
 from cxrssl.localisation import explain, save_png, slug
+from cxrssl.metrics import auroc
 from cxrssl.models import pick_device
 from cxrssl.params import from_dict
 from cxrssl.progress import progress
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+TABLE_SUFFIXES = (".csv", ".csv.gz")
 PROB_COLUMNS = [f"prob:{name}" for name in CLASSES]
 CALL_COLUMNS = [f"call:{name}" for name in CLASSES]
+LABEL_COLUMNS = [f"label:{name}" for name in CLASSES]
 
 
 def model_file(model: str, finetune: Path, seed: int | None) -> Path:
@@ -67,35 +74,79 @@ def model_file(model: str, finetune: Path, seed: int | None) -> Path:
     return files[seed]
 
 
-def image_files(inputs: list[Path]) -> list[Path]:
-    """The images named: files as given, folders searched recursively for PNG and JPEG, each in sorted order."""
-    found: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif item.exists():
-            found.append(item)
-        else:
-            raise DataError(f"{item}: no such file or folder")
-    if not found:
-        raise DataError(f"no PNG or JPEG images in {', '.join(map(str, inputs))}")
-    return found
+def is_table(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
 
 
-def read_image(path: Path, config: PreprocessConfig) -> np.ndarray:
-    """A PNG, JPEG or DICOM file (the content decides) prepared as the model's training images were."""
+def read_table(path: Path, max_bytes: int) -> pd.DataFrame:
+    """A CheXpert-format (``Path`` column) or NIH-format (``Image Index``) table: its images and labels.
+
+    The images are found as the study finds them, relative to the table's
+    folder (CheXpert's ``train.csv`` sits in the dataset folder; NIH's table
+    beside ``images/``). A bad row is skipped with a warning naming its line.
+    Returns ``file`` (the image) and the 14 label columns, U-Ignore applied
+    (uncertain and unlabelled classes are NaN).
+    """
     try:
         with open(path, "rb") as handle:
-            start = handle.read(132)
+            head = handle.read(4096)
     except OSError as error:
-        raise DataError(f"{path}: cannot read image ({error.strerror})") from None
-    if not is_dicom(start):
-        return load_and_preprocess(path, config)
-    try:
-        data = archive.read_bytes(path, config.max_file_bytes)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read image ({error.strerror})") from None
-    return prepare(decode_dicom(path, data, config.max_image_pixels), config)
+        raise DataError(f"{path}: cannot read table ({error.strerror})") from None
+    if path.name.lower().endswith(".gz"):
+        source = "chexpert"  # NIH ships its table uncompressed
+    else:
+        columns = head.decode("utf-8-sig", errors="replace").splitlines()[0].split(",") if head else []
+        source = "nih" if "Image Index" in columns else "chexpert" if "Path" in columns else None
+    if source is None:
+        raise DataError(f"{path}: a table needs a CheXpert 'Path' or an NIH 'Image Index' column")
+    report = Report(skip=True, max_bytes=max_bytes)
+    frame = read_source(DataConfig(source, str(path.parent), path.name, None, True), report)
+    for problem in report.problems[:5]:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    if len(report.problems) > 5:
+        print(f"warning: skipped {len(report.problems) - 5} more rows of {path}", file=sys.stderr)
+    labels = apply_policy(frame[list(CLASSES)].to_numpy(dtype=float), "ignore")
+    return pd.concat([frame[["file"]], pd.DataFrame(labels, columns=LABEL_COLUMNS)], axis=1)
+
+
+def image_files(inputs: list[Path], max_bytes: int) -> tuple[list, pd.DataFrame | None]:
+    """The images named, and their labels when they come from tables.
+
+    Files as given, folders searched recursively for PNG, JPEG and DICOM
+    (each in sorted order), and CheXpert/NIH tables (:func:`read_table`).
+    The labels frame has a row per image (NaN for images not from a table),
+    or is None when no table was given.
+    """
+    found: list = []
+    labelled: list[pd.DataFrame] = []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif is_table(item):
+            table = read_table(item, max_bytes)
+            files = table["file"].tolist()
+            labelled.append(table[LABEL_COLUMNS].set_axis(range(len(found), len(found) + len(files))))
+        elif item.exists():
+            files = [item]
+        else:
+            raise DataError(f"{item}: no such file or folder")
+        found += files
+    if not found:
+        raise DataError(f"no PNG, JPEG or DICOM images in {', '.join(map(str, inputs))}")
+    if not labelled:
+        return found, None
+    return found, pd.concat(labelled).reindex(range(len(found)))
+
+
+def label_auroc(frame: pd.DataFrame) -> dict[str, float]:
+    """{class: AUROC} of the scored images over each class the labels hold both positives and negatives of."""
+    out = {}
+    for name, prob, label in zip(CLASSES, PROB_COLUMNS, LABEL_COLUMNS, strict=True):
+        known = frame[prob].notna() & frame[label].notna()
+        y = frame.loc[known, label].to_numpy()
+        if 0 < y.sum() < len(y):
+            out[name] = float(auroc(y, frame.loc[known, prob].to_numpy(), np.ones((1, len(y))))[0])
+    return out
 
 
 def thresholds_for(table: Path, init: str | None, pct: int | None) -> dict[str, float]:
@@ -111,7 +162,7 @@ def thresholds_for(table: Path, init: str | None, pct: int | None) -> dict[str, 
 
 
 class Explainer:
-    """Writes the map of chosen findings for each image: ``<stem>-<finding>.png`` in ``out``."""
+    """Writes the map of chosen findings for each image: ``<row>-<stem>-<finding>.png`` in ``out``."""
 
     def __init__(self, out: Path, model, method: str, layer: str, findings: list[str], top: int, caption: str):
         unknown = [name for name in findings if name not in CLASSES]
@@ -135,15 +186,16 @@ class Explainer:
         ranked = [k for k in np.argsort(-probs) if CLASSES[k] != "No Finding"]
         return ranked[: self.top]
 
-    def __call__(self, paths: list[Path], images: np.ndarray, probs: np.ndarray) -> None:
+    def __call__(self, rows: list[int], paths: list, images: np.ndarray, probs: np.ndarray) -> None:
         wanted = [self.chosen(p) for p in probs]
         for start, cams, _ in explain(self.model, self.layer, images, len(images), self.method, wanted):
             for j, classes in enumerate(wanted[start : start + len(cams)]):
                 i = start + j
+                name = Path(str(paths[i]).rsplit("::", 1)[-1])  # a zip member's own name
                 for k in classes:
-                    lines = [f"{paths[i].name}  {self.caption}", f"{CLASSES[k]}: p = {probs[i, k]:.2f}"]
+                    lines = [f"{name.name}  {self.caption}", f"{CLASSES[k]}: p = {probs[i, k]:.2f}"]
                     picture = overlay(images[i], cams[j, k].numpy(), [], lines)
-                    save_png(self.out / f"{paths[i].stem}-{slug(CLASSES[k])}.png", picture)
+                    save_png(self.out / f"{rows[i]}-{name.stem}-{slug(CLASSES[k])}.png", picture)
 
 
 def predict_files(
@@ -169,12 +221,12 @@ def predict_files(
             rows = [i for i, _ in batch]
             probs[rows] = predict(model, torch.from_numpy(images), device, amp=device.type == "cuda")
             if explainer is not None:
-                explainer([files[i] for i in rows], images, probs[rows])
+                explainer(rows, [files[i] for i in rows], images, probs[rows])
             batch.clear()
 
     for i, path in enumerate(progress(files, desc="predict")):
         try:
-            batch.append((i, read_image(path, preprocess)))
+            batch.append((i, load_and_preprocess(path, preprocess)))
         except CxrsslError as error:
             errors[i] = str(error)
         if len(batch) == batch_size:
@@ -196,7 +248,9 @@ def predict_files(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a finetune cell (simclr-100) or a model file (.pt)")
-    parser.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or DICOM files, or folders of them")
+    parser.add_argument(
+        "images", nargs="+", type=Path, help="PNG, JPEG or DICOM files, folders of them, or CheXpert/NIH tables"
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to write the predictions (CSV)")
     parser.add_argument("--seed", type=int, default=None, help="the cell's fine-tuning seed (default: its first)")
     parser.add_argument("--finetune", type=Path, default=Path("models/finetune"), help="the cells' parent folder")
@@ -237,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             f"warning: no thresholds for {cell} in {args.thresholds}: calls left empty",
             file=sys.stderr,
         )
-    files = image_files(args.images)
+    files, labels = image_files(args.images, preprocess.max_file_bytes)
     device = pick_device()
     model = model.to(device)
     if args.cam is None:
@@ -247,9 +301,17 @@ def main(argv: list[str] | None = None) -> None:
             caption = f"{cell}, trained on phantoms" if source == "phantoms" else cell
             explainer = Explainer(tmp, model, args.cam_method, args.cam_layer, args.findings, args.cam_top, caption)
             frame = predict_files(files, model, preprocess, thresholds, device, args.batch_size, explainer)
+    if labels is not None:
+        frame = pd.concat([frame.drop(columns="error"), labels, frame["error"]], axis=1)
     write_csv(args.out, frame)
     failed = int((frame["error"] != "").sum())
     print(f"predict: {len(files) - failed} images scored, {failed} not read -> {args.out}")
+    if labels is not None:
+        scores = label_auroc(frame)
+        listed = ", ".join(f"{name} {value:.3f}" for name, value in scores.items())
+        macro = f"macro {np.mean(list(scores.values())):.3f} over {len(scores)} classes: " if scores else ""
+        trained = " (a phantom-trained model)" if source == "phantoms" else ""
+        print(f"predict: AUROC against the tables' labels{trained}: {macro}{listed or 'no class has both'}")
 
 
 def cli() -> None:

@@ -147,3 +147,16 @@ def test_jpeg_baseline_decodes_as_the_jpeg_itself(tmp_path):
     ds["PixelData"].VR = "OB"
     expected = window(cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(float), 128, 256)
     assert np.abs(decoded(ds, tmp_path).astype(int) - expected).max() <= 1  # two IDCT implementations
+
+
+def test_the_preprocess_store_reads_dicom_as_predict_does(tmp_path):
+    from cxrssl.data.writer import build_store
+
+    elements = dict(RescaleSlope=1, RescaleIntercept=0, WindowCenter=2048, WindowWidth=4096)
+    dicom(STORED, "MONOCHROME1", **elements).save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    config = preprocessing()
+    (tmp_path / "store").mkdir()
+    ok, problems = build_store([str(tmp_path / "a.dcm")], tmp_path / "store", config, 1, False, progress=False)
+    assert ok.tolist() == [True] and problems == []
+    stored = np.load(tmp_path / "store/images.npy")
+    assert np.array_equal(stored[0], preprocess(255 - window(STORED.astype(float), 2048, 4096), config))

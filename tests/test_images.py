@@ -50,7 +50,7 @@ def test_reduced_jpeg_decode_keeps_twice_the_target_and_matches_opencvs(jpeg):
     "content, message",
     [
         (b"", "empty file"),
-        (b"not an image at all", "not an image file, not a JPEG or PNG"),
+        (b"not an image at all", "not an image file, not a JPEG, PNG or DICOM"),
         (b"\xff\xd8\xff\xe0 a JPEG start and nothing more", "truncated or corrupt JPEG"),
     ],
 )
@@ -107,11 +107,11 @@ def test_limits_are_checked_before_decoding(tmp_path, jpeg):
 def test_the_content_decides_the_format_not_the_name(tmp_path):
     cv2.imwrite(str(tmp_path / "float.tiff"), np.random.default_rng(0).random((20, 20)).astype(np.float32))
     (tmp_path / "float.tiff").rename(tmp_path / "float.png")  # a float TIFF saved under .png
-    with pytest.raises(DataError, match=r"float\.png: a TIFF file, not a JPEG or PNG image"):
+    with pytest.raises(DataError, match=r"float\.png: a TIFF file, not a JPEG, PNG or DICOM image"):
         read(tmp_path / "float.png")
-    dicom = bytes(128) + b"DICM" + bytes(64)
+    dicom = bytes(128) + b"DICM" + bytes(64)  # read as DICOM, whatever its name: here a broken one
     (tmp_path / "scan.png").write_bytes(dicom)
-    with pytest.raises(DataError, match=r"scan\.png: a DICOM file, not a JPEG or PNG image"):
+    with pytest.raises(DataError, match=r"scan\.png: not a readable DICOM"):
         read(tmp_path / "scan.png")
 
 

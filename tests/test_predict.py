@@ -174,7 +174,8 @@ def test_cam_writes_a_map_per_image_and_finding_and_refuses_unknown_names(tmp_pa
     likeliest = [
         max((c for c in CLASSES if c != "No Finding"), key=lambda c: row[f"prob:{c}"]) for _, row in frame.iterrows()
     ]
-    assert written == sorted(f"{p.stem}-{slug(c)}.png" for p, c in zip(images, likeliest, strict=True))
+    expected = [f"{row}-{p.stem}-{slug(c)}.png" for row, (p, c) in enumerate(zip(images, likeliest, strict=True))]
+    assert written == sorted(expected)
     picture = cv2.imread(str(tmp_path / "top" / written[0]))
     assert picture.shape[1] == 2 * 4 * 32  # the radiograph and its map, side by side, at 4x
 
@@ -185,3 +186,50 @@ def test_cam_writes_a_map_per_image_and_finding_and_refuses_unknown_names(tmp_pa
     with pytest.raises(ParamError, match="--cam-layer 'layer9'"):
         main([*base, "--cam", str(tmp_path / "bad"), "--cam-layer", "layer9"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_nih_table_gives_its_labels_and_the_auroc_of_each_class_it_labels(tmp_path, capsys):
+    from sklearn.metrics import roc_auc_score
+
+    table = NIH.parent / "Data_Entry_2017_subset.csv"
+    write_model(tmp_path / "model.pt", preprocessing())
+    main([str(tmp_path / "model.pt"), str(table), "--out", str(tmp_path / "p.csv")])
+    frame = pd.read_csv(tmp_path / "p.csv")
+    listed = pd.read_csv(table)
+    assert len(frame) == len(listed) and (frame["error"].isna()).all()
+    assert [Path(p).name for p in frame["path"]] == listed["Image Index"].tolist()
+    # NIH's "Effusion" is CheXpert's Pleural Effusion; CheXpert classes NIH does not label stay empty
+    effusion = listed["Finding Labels"].str.contains("Effusion").astype(float).to_numpy()
+    assert np.array_equal(frame["label:Pleural Effusion"].to_numpy(), effusion)
+    assert frame["label:Fracture"].isna().all()
+    expected = roc_auc_score(effusion, frame["prob:Pleural Effusion"])
+    out = capsys.readouterr().out
+    assert f"Pleural Effusion {expected:.3f}" in out and "Fracture" not in out.split("AUROC")[-1]
+
+
+def test_a_chexpert_table_of_dicom_files_reads_each_and_reports_a_missing_one(tmp_path):
+    from tests.test_dicom import dicom
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    pixels = cv2.imread(str(sorted(NIH.glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
+    study = root / "valid/patient00001/study1"
+    study.mkdir(parents=True)
+    # an 8-bit DICOM whose window (0..255) displays its stored values unchanged
+    dicom(pixels, WindowCenter=128, WindowWidth=256).save_as(study / "view1_frontal.dcm", enforce_file_format=True)
+    header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CLASSES)
+    rows = [
+        f"CheXpert-v1.0-small/valid/patient00001/study1/view1_frontal.dcm,Female,60,Frontal,PA,{',' * 13}1.0",
+        f"CheXpert-v1.0-small/valid/patient00002/study1/view1_frontal.dcm,Male,50,Frontal,PA,{',' * 13}-1.0",
+    ]
+    (root / "valid.csv").write_text("\n".join([header, *rows]) + "\n")
+    preprocess = preprocessing()
+    write_model(tmp_path / "model.pt", preprocess)
+    main([str(tmp_path / "model.pt"), str(root / "valid.csv"), "--out", str(tmp_path / "p.csv")])
+    frame = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert frame.loc[0, "error"] == "" and "no such image file" in frame.loc[1, "error"]
+    assert frame.loc[0, "label:Support Devices"] == "1.0" and frame.loc[1, "label:Support Devices"] == ""  # U-Ignore
+    # the DICOM file reaches the model as the PNG it was made from does
+    assert np.array_equal(
+        load_and_preprocess(study / "view1_frontal.dcm", preprocess),
+        load_and_preprocess(sorted(NIH.glob("*.png"))[0], preprocess),
+    )

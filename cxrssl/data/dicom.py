@@ -1,7 +1,8 @@
 """DICOM radiographs as the model sees them: uint8 grayscale, displayed as a reader would display them.
 
 ``decode_dicom`` turns a DICOM file's bytes (pydicom) into an (H, W) uint8
-image:
+image; :func:`cxrssl.data.images.load_gray` calls it for every file that is
+DICOM by content, so preprocess and predict read DICOM alike:
 
 * the header is read first and its Rows x Columns checked against the pixel
   limit before any pixel data is decoded;
@@ -31,12 +32,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from cxrssl.data.images import check_pixels
 from cxrssl.errors import DataError
-
-
-def is_dicom(data: bytes) -> bool:
-    """Whether the bytes are a DICOM file (the "DICM" marker after the 128-byte preamble)."""
-    return len(data) >= 132 and data[128:132] == b"DICM"
 
 
 def decode_dicom(path: str | Path, data: bytes, max_pixels: int) -> np.ndarray:
@@ -48,13 +45,7 @@ def decode_dicom(path: str | Path, data: bytes, max_pixels: int) -> np.ndarray:
     if "Rows" not in header or "Columns" not in header:
         raise DataError(f"{path}: not a readable DICOM image (its header has no Rows and Columns)")
     rows, columns = int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0)
-    if rows < 1 or columns < 1:
-        raise DataError(f"{path}: the DICOM header declares a {columns} x {rows} image")
-    if rows * columns > max_pixels:
-        raise DataError(
-            f"{path}: the DICOM header declares {columns} x {rows} = {rows * columns:,} pixels, more than "
-            f"the {max_pixels:,} allowed (preprocess.max_image_pixels)"
-        )
+    check_pixels(path, rows, columns, max_pixels, "DICOM header")
     interpretation = str(header.get("PhotometricInterpretation", ""))
     if interpretation not in ("MONOCHROME1", "MONOCHROME2"):
         raise DataError(f"{path}: a {interpretation or 'colour'} DICOM image, not a grayscale radiograph")

@@ -1,8 +1,9 @@
 """The one image loader, and the preprocessing operations (OpenCV).
 
-``load_gray`` reads a JPEG or PNG (8- or 16-bit, gray, RGB or RGBA) as uint8
-grayscale, within explicit limits, and refuses anything else with one message
-that names the file:
+``load_gray`` reads a JPEG or PNG (8- or 16-bit, gray, RGB or RGBA) or a
+DICOM file (:mod:`cxrssl.data.dicom`: its window, LUTs and photometric
+interpretation applied) as uint8 grayscale, within explicit limits, and
+refuses anything else with one message that names the file:
 
 * size: a file (or zip member, by the size it inflates to) larger than
   ``preprocess.max_file_bytes`` is refused before it is read;
@@ -14,8 +15,9 @@ that names the file:
   while bytes after the end-of-image marker (an editor's trailer) are
   ignored, as every viewer ignores them; a PNG that libpng cannot read to
   the end is refused, and bytes after IEND are ignored;
-* format: the file's content decides, not its name: a TIFF or BMP named
-  ``.png`` is refused as what it is;
+* format: the file's content decides, not its name: a DICOM file named
+  ``.png`` is read as DICOM, a TIFF or BMP named ``.png`` is refused as what
+  it is;
 * orientation: radiographs are read as acquired. EXIF orientation is never
   applied, at every size (DICOM and most PACS exports carry none; a JPEG
   written by a phone or viewer may, and is stored as encoded).
@@ -64,7 +66,7 @@ def load_gray(path: str | Path, max_bytes: int, max_pixels: int, target: int | N
     """Read an image as uint8 grayscale, as acquired (no EXIF rotation).
 
     Args:
-        path: a JPEG or PNG file, on disk or in a zip archive (``archive.zip::member``).
+        path: a JPEG, PNG or DICOM file, on disk or in a zip archive (``archive.zip::member``).
         max_bytes, max_pixels: the limits (see the module's docstring).
         target: the side the image will be resized to, if known. A JPEG at least
             4x larger is decoded at 1/2, 1/4 or 1/8 of its size in the DCT
@@ -75,7 +77,7 @@ def load_gray(path: str | Path, max_bytes: int, max_pixels: int, target: int | N
         (H, W) uint8 array.
 
     Raises:
-        DataError: missing, empty, too large, truncated, corrupt or not a JPEG/PNG.
+        DataError: missing, empty, too large, truncated, corrupt or not a JPEG, PNG or DICOM image.
     """
     try:
         data = archive.read_bytes(path, max_bytes)  # a file, or a member of a zip archive (archive::member)
@@ -90,20 +92,25 @@ def load_gray(path: str | Path, max_bytes: int, max_pixels: int, target: int | N
         image = _decode_jpeg(path, data, max_pixels, target)
     elif kind == "PNG":
         image = _decode_png(path, data, max_pixels)
+    elif kind == "DICOM":
+        from cxrssl.data.dicom import decode_dicom  # here: pydicom is imported only when a DICOM file is met
+
+        return decode_dicom(path, data, max_pixels)
     else:
         raise DataError(
-            f"{path}: {'a ' + kind + ' file' if kind else 'not an image file'}, not a JPEG or PNG "
+            f"{path}: {'a ' + kind + ' file' if kind else 'not an image file'}, not a JPEG, PNG or DICOM "
             f"image (the content decides, not the name)"
         )
     return _to_gray_uint8(image)
 
 
-def _check_pixels(path, height: int, width: int, max_pixels: int) -> None:
+def check_pixels(path, height: int, width: int, max_pixels: int, header: str = "header") -> None:
+    """Refuse an image whose ``header`` declares no pixels or more than ``max_pixels``, before decoding it."""
     if height < 1 or width < 1:
-        raise DataError(f"{path}: the header declares a {width} x {height} image")
+        raise DataError(f"{path}: the {header} declares a {width} x {height} image")
     if height * width > max_pixels:
         raise DataError(
-            f"{path}: the header declares {width} x {height} = {width * height:,} pixels, more than "
+            f"{path}: the {header} declares {width} x {height} = {width * height:,} pixels, more than "
             f"the {max_pixels:,} allowed (preprocess.max_image_pixels)"
         )
 
@@ -113,7 +120,7 @@ def _decode_jpeg(path, data: bytes, max_pixels: int, target: int | None) -> np.n
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as error:
         raise DataError(f"{path}: truncated or corrupt JPEG (its header cannot be read: {error})") from None
-    _check_pixels(path, height, width, max_pixels)
+    check_pixels(path, height, width, max_pixels)
     reduce = 1
     while target is not None and reduce < 8 and min(height, width) >= 4 * reduce * target:
         reduce *= 2
@@ -129,7 +136,7 @@ def _decode_jpeg(path, data: bytes, max_pixels: int, target: int | None) -> np.n
 def _decode_png(path, data: bytes, max_pixels: int) -> np.ndarray:
     if len(data) < 24 or data[12:16] != b"IHDR":
         raise DataError(f"{path}: truncated or corrupt PNG (no IHDR header)")
-    _check_pixels(path, int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"), max_pixels)
+    check_pixels(path, int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"), max_pixels)
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
