@@ -5,7 +5,8 @@ any stage, in any clone); ``results/`` is the small, readable summary a
 reader sees without running anything: the headline (macro AUROC per init and
 label percent on val and test, and the gain over random initialisation),
 the full evaluation, the localisation scores, the figures, and each stage's
-figures of merit (no timings: they differ on every run).
+figures of merit (no timings: they differ on every run), and all of it in
+one self-contained page, ``report.html`` (:mod:`cxrssl.report_html`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from cxrssl.errors import DataError
 from cxrssl.io import atomic_file, write_json
+from cxrssl.report_html import ReportInputs, read_per_class, render, write_report
 
 #: The baseline every gain is measured from.
 BASELINE = "random"
@@ -72,8 +74,20 @@ def copy_file(source: Path, target: Path, stage: str) -> None:
         shutil.copyfileobj(original, handle)
 
 
-def gather(metrics: Path, plots: Path, out: Path, methods: list[str], inits: list[str], percents: list[int]) -> dict:
-    """Write ``out/`` from the stages' outputs under ``metrics/`` and ``plots/``; return the headline."""
+def gather(
+    metrics: Path,
+    plots: Path,
+    out: Path,
+    methods: list[str],
+    inits: list[str],
+    percents: list[int],
+    settings: dict | None = None,
+) -> dict:
+    """Write ``out/`` from the stages' outputs under ``metrics/`` and ``plots/``; return the headline.
+
+    ``settings``: the other parameters the page names (``evaluate.confidence``, ``gradcam.pct``, ...), by
+    dotted key.
+    """
     evaluation = read_json(metrics / "evaluate.json", "evaluate")
     missing = [f"{i}-{p}" for i in inits for p in percents if str(p) not in evaluation.get(i, {})]
     if missing:
@@ -89,13 +103,35 @@ def gather(metrics: Path, plots: Path, out: Path, methods: list[str], inits: lis
             for p in percents
         },
     }
+    cross = read_json(metrics / "evaluate_cross_dataset.json", "evaluate")
+    localisation = read_json(metrics / "gradcam.json", "gradcam")
+    grid = plots / "gradcam_grid.jpg"
+    if not grid.is_file():
+        raise DataError(f"{grid}: missing; run the gradcam stage first")
+    page = render(  # before anything is written: a missing curve leaves the results as they were
+        ReportInputs(
+            evaluation=evaluation,
+            top=top,
+            per_class=read_per_class(metrics / "evaluate_per_class.csv"),
+            curves=plots / "evaluate" / "curves",
+            gradcam=localisation,
+            grid_jpeg=grid.read_bytes(),
+            stages=stages,
+            cross=cross,
+            methods=methods,
+            inits=inits,
+            percents=percents,
+            settings=dict(settings or {}),
+        )
+    )
     write_json(out / "headline.json", top)
     write_json(out / "evaluate.json", evaluation)
-    write_json(out / "cross_dataset.json", read_json(metrics / "evaluate_cross_dataset.json", "evaluate"))
-    write_json(out / "gradcam.json", read_json(metrics / "gradcam.json", "gradcam"))
+    write_json(out / "cross_dataset.json", cross)
+    write_json(out / "gradcam.json", localisation)
     write_json(out / "stages.json", stages)
     copy_file(metrics / "evaluate_per_class.csv", out / "evaluate_per_class.csv", "evaluate")
     for name in ("label_efficiency.png", "auroc_per_class.png"):
         copy_file(plots / "evaluate" / name, out / name, "evaluate")
     copy_file(plots / "gradcam_grid.jpg", out / "gradcam_grid.jpg", "gradcam")
+    write_report(out / "report.html", page)
     return top

@@ -6,14 +6,15 @@ Reads the stages' own (DVC-cached) outputs under ``metrics/`` and ``plots/``
 and writes ``results/``: ``headline.json`` (macro AUROC per init and label
 percent, val and test, and the gain over random), ``evaluate.json``,
 ``cross_dataset.json``, ``gradcam.json``, ``stages.json`` (each stage's
-figures of merit), ``evaluate_per_class.csv`` and the figures. See
-:mod:`cxrssl.report`.
+figures of merit), ``evaluate_per_class.csv``, the figures, and
+``report.html``: all of it in one self-contained page (figures inlined, no
+script, nothing fetched), to open offline or mail. See :mod:`cxrssl.report`.
 """
 
 from __future__ import annotations
 
 from cxrssl.cli import check_name, run, stage_parser
-from cxrssl.params import check_list, read_params
+from cxrssl.params import check_list, lookup, read_params
 from cxrssl.report import gather
 
 
@@ -31,7 +32,15 @@ def main(argv: list[str] | None = None) -> None:
     methods = [check_name("methods", m) for m in check_list("methods", params.get("methods"), str)]
     inits = [check_name("inits", i) for i in check_list("inits", params.get("inits"), str)]
     percents = check_list("label_percents", params.get("label_percents"), int)
-    top = gather(args.metrics, args.plots, args.out, methods, inits, percents)
+    # what the page names besides the matrix: dvc.yaml declares each of them for this stage
+    settings = {
+        "data.source": lookup(params, "data.source", str),
+        "evaluate.bootstrap": lookup(params, "evaluate.bootstrap", int),
+        "evaluate.confidence": lookup(params, "evaluate.confidence", float),
+        "gradcam.pct": lookup(params, "gradcam.pct", int),
+        "gradcam.method": lookup(params, "gradcam.method", str),
+    }
+    top = gather(args.metrics, args.plots, args.out, methods, inits, percents, settings)
     for init in inits:
         cells = "  ".join(
             f"{p}%: val {_number(top['val'][init][str(p)])} test {_number(top['test'][init][str(p)])}"
