@@ -160,3 +160,17 @@ def test_the_preprocess_store_reads_dicom_as_predict_does(tmp_path):
     assert ok.tolist() == [True] and problems == []
     stored = np.load(tmp_path / "store/images.npy")
     assert np.array_equal(stored[0], preprocess(255 - window(STORED.astype(float), 2048, 4096), config))
+
+
+def test_the_mixed_sample_shows_the_nih_radiographs_it_was_made_from():
+    from cxrssl.data.images import load_gray
+
+    sample = Path(__file__).parent / "data/mixed-sample"
+    sources = sorted((Path(__file__).parent / "data/nih-cxr14-sample/images").glob("*.png"))[:5]
+    png = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(int) for p in sources]
+    plain, mono1, jpeg = (load_gray(sample / f"{p.stem}.dcm", 1 << 24, 10**7).astype(int) for p in sources[2:])
+    assert np.abs(plain - png[2]).max() <= 1  # rescale and window undo each other, up to rounding
+    assert np.array_equal(mono1, png[3])  # inverted twice, lossless
+    assert np.abs(jpeg - png[4]).mean() < 2  # lossy
+    with pytest.raises(DataError, match="broken.dcm: cannot decode the DICOM pixel data"):
+        load_gray(sample / "broken.dcm", 1 << 24, 10**7)
