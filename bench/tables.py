@@ -316,9 +316,15 @@ def performance() -> str:
     )
     add(
         "predict_throughput",
-        "`cxrssl.predict`, files to CSV, 1024 px PNG: 8-bit / 16-bit / 8-bit with maps",
-        lambda e: "{} / {} / {} images/s".format(
-            e["png_8bit_images_per_s"], e["png_16bit_images_per_s"], e["png_8bit_with_cam_images_per_s"]
+        "`cxrssl.predict`, files to CSV, 1024 px: PNG 8-bit / 16-bit / 8-bit with maps; JPEG; DICOM 16-bit "
+        "uncompressed / RLE",
+        lambda e: "{} / {} / {}; {}; {} / {} images/s".format(
+            e["png_8bit_images_per_s"],
+            e["png_16bit_images_per_s"],
+            e["png_8bit_with_cam_images_per_s"],
+            e["jpeg_images_per_s"],
+            e["dicom_images_per_s"],
+            e["dicom_rle_images_per_s"],
         ),
         "python -m bench.predict_throughput",
     )
