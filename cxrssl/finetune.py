@@ -45,6 +45,7 @@ from cxrssl.initial import load_weights, read_weights_file
 from cxrssl.metrics import auroc
 from cxrssl.models import build_backbone
 from cxrssl.params import require
+from cxrssl.tracking import Tracker
 from cxrssl.train import TIMINGS, LoopConfig, autocast, fit, to_device, without_timings
 from cxrssl.views import ViewSpec, make_view, normalize, to_float
 
@@ -277,6 +278,7 @@ def finetune(
     checkpoint=None,
     stage: str = "finetune",
     fingerprint: str = "",
+    live: Tracker | None = None,
 ) -> tuple[Classifier, list[dict], dict]:
     """Fine-tune ``backbone`` (a fresh copy) on the train images and select on val.
 
@@ -288,6 +290,7 @@ def finetune(
         protocol: "linear" (a head on the frozen backbone's features) or "full" (end to end).
         seed: seeds the head's initialisation, batches and augmentations.
         checkpoint: resume file (see :func:`cxrssl.train.fit`).
+        live: the live log (loss by step; loss, lr, val macro AUROC and images/s by epoch).
 
     Returns:
         The classifier with the best val weights, the per-epoch history and a
@@ -397,6 +400,7 @@ def finetune(
         on_epoch_end=evaluate,
         extra_state=state,
         stop=stop,
+        live=live,
     )
     if state["best_weights"] is None:
         raise DataError(
@@ -452,6 +456,7 @@ def finetune_cell(
     stage: str,
     fingerprint: str,
     provenance: dict,
+    live: Tracker | None = None,
 ) -> CellRun:
     """Fine-tune one cell once per seed of ``config.seeds`` with its percent's protocol, and score val and test.
 
@@ -463,6 +468,7 @@ def finetune_cell(
         stage, fingerprint: name the run in messages; make a checkpoint resume only the same start.
         provenance: recorded in each saved state: the store's ``preprocess`` and ``data`` settings, so
             that the classifier can prepare new images as its training images were (:mod:`cxrssl.predict`).
+        live: the cell's live log; each seed logs under ``seed<k>/``.
     """
     labels = list(CLASSES)
     init, pct, backbone_name = cell
@@ -483,6 +489,7 @@ def finetune_cell(
             checkpoint(seed),
             stage=f"{stage} seed {seed}",
             fingerprint=fingerprint,
+            live=live.seed(seed) if live is not None else None,
         )
         for name, (frame, images) in (("val", val), ("test", test)):
             scores = predict(model, images, device, config.amp)

@@ -16,6 +16,7 @@ from cxrssl.methods import MIN_VIEW_SIZE, build_method
 from cxrssl.methods.base import Method
 from cxrssl.models import BACKBONES, pick_device
 from cxrssl.params import require
+from cxrssl.tracking import Tracker
 from cxrssl.train import LoopConfig, fit, to_device
 from cxrssl.views import AugmentConfig, make_view, normalize, to_float
 
@@ -108,6 +109,7 @@ def pretrain(
     method_config,
     checkpoint: Path | None,
     device: torch.device | None = None,
+    live: Tracker | None = None,
 ) -> tuple[Method, list[dict], dict]:
     """Pretrain one method.
 
@@ -118,6 +120,7 @@ def pretrain(
         config: shared settings; ``method_config`` the method's own.
         checkpoint: resume file, written every epoch.
         device: defaults to CUDA when available.
+        live: the stage's live log (loss by step; loss, lr, embedding spread and images/s by epoch).
 
     With several processes (:mod:`cxrssl.distributed`) ``config.batch_size``
     is the global batch, split evenly across them.
@@ -175,6 +178,7 @@ def pretrain(
         on_step=method.on_step,
         before_optimizer_step=method.before_optimizer_step,
         on_epoch_end=lambda epoch: {"embedding_std": embedding_spread(method, probe, device)},
+        live=live,
     )
     summary = {
         "method": method_name,

@@ -23,6 +23,7 @@ from cxrssl.errors import CxrsslError
 from cxrssl.io import atomic_file
 from cxrssl.params import require
 from cxrssl.progress import progress
+from cxrssl.tracking import STEP_POINTS, Tracker
 
 
 class TrainingError(CxrsslError):
@@ -119,6 +120,7 @@ def fit(
     on_epoch_end: Callable[[int], dict] | None = None,
     extra_state: dict | None = None,
     stop: Callable[[], bool] | None = None,
+    live: Tracker | None = None,
 ) -> list[dict]:
     """Train ``model`` and return its history, resuming from ``checkpoint`` if one is there.
 
@@ -147,6 +149,9 @@ def fit(
         extra_state: a dict the caller owns (say, the best weights so far); it
             is saved in every checkpoint and restored in place on resume.
         stop: checked after every epoch's checkpoint; True ends training early.
+        live: the stage's live log (:mod:`cxrssl.tracking`): the loss by step, then
+            each epoch's record (``epoch/<key>``, ``perf/images_per_s``); kept in the
+            checkpoint and replayed on resume.
 
     Returns:
         One dict per epoch: epoch, loss (mean), images_per_s, seconds and extras.
@@ -185,6 +190,8 @@ def fit(
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             history, start_epoch = state["history"], state["epoch"] + 1
+            if live is not None:
+                live.replay(state.get("live", []))
             if extra_state is not None:
                 extra_state.clear()
                 extra_state.update(state.get("extra_state", {}))
@@ -198,6 +205,7 @@ def fit(
 
     if start_epoch > 0 and should_stop():  # it had stopped early before the interruption
         return history
+    log_every = max(1, steps_per_epoch // STEP_POINTS)
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(seed, epoch))
         generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
@@ -233,6 +241,8 @@ def fit(
             scheduler.step()
             if on_step is not None:
                 on_step(step, total_steps)
+            if live is not None and ((i + 1) % log_every == 0 or i + 1 == steps_per_epoch):
+                live.log(step + 1, {"train/loss": value})
             losses.append(value)
             seen += n_images
             rate = seen / (time.perf_counter() - start)
@@ -250,6 +260,11 @@ def fit(
         if on_epoch_end is not None:
             record.update(on_epoch_end(epoch))
         history.append(record)
+        if live is not None:
+            timing = {"perf/images_per_s": record["images_per_s"]}
+            live.log(
+                (epoch + 1) * steps_per_epoch, {f"epoch/{k}": v for k, v in record.items() if k not in TIMINGS} | timing
+            )
         if checkpoint is not None and distributed.is_main():
             save_checkpoint(
                 checkpoint,
@@ -263,6 +278,7 @@ def fit(
                     "total_steps": total_steps,
                     "fingerprint": fingerprint,
                     "extra_state": extra_state or {},
+                    "live": live.rows if live is not None else [],
                 },
             )
         distributed.barrier()

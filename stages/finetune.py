@@ -1,7 +1,8 @@
 """Stage ``finetune@<init>-<pct>``: fine-tune an initial backbone on a label fraction of the train split.
 
     python -m stages.finetune data/preprocessed data/splits models/pretrain/{init}.pt \\
-        models/finetune/{init}-{pct} metrics/finetune/{init}-{pct}.json plots/finetune/{init}-{pct}.csv
+        models/finetune/{init}-{pct} metrics/finetune/{init}-{pct}.json plots/finetune/{init}-{pct}.csv \\
+        live/finetune/{init}-{pct}
 
 The cell (``simclr-10``) comes from DVC (``DVC_STAGE``) or ``--cell simclr-10``;
 ``{init}`` and ``{pct}`` in the paths are filled in with it.
@@ -32,6 +33,7 @@ from cxrssl.finetune import FinetuneConfig, finetune_cell
 from cxrssl.initial import load_initial
 from cxrssl.io import write_csv, write_json
 from cxrssl.params import from_dict, read_params
+from cxrssl.tracking import Tracker
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             "out": "output folder (weights and predictions)",
             "metrics": "where to write the stage's metrics (JSON)",
             "plot": "where to write the training curves (CSV)",
+            "live": "the live log's folder (DVCLive: metrics.json and plots/)",
         },
     )
     parser.add_argument("--cell", help="<init>-<pct>, such as simclr-10 (default: from DVC's DVC_STAGE)")
@@ -53,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = read_params(args.params)
     init, pct = parse_cell(stage_item("finetune", args.cell))
-    initial, out, metrics, plot = (
-        fill(path, init=init, pct=pct) for path in (args.initial, args.out, args.metrics, args.plot)
+    initial, out, metrics, plot, live_folder = (
+        fill(path, init=init, pct=pct) for path in (args.initial, args.out, args.metrics, args.plot, args.live)
     )
     config = from_dict(FinetuneConfig, "finetune", params.get("finetune"))
     protocol = config.protocol_for(pct)
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     start = time.perf_counter()
+    live = Tracker(live_folder)
     ran = finetune_cell(
         backbone,
         dim,
@@ -97,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         stage,
         fingerprint=f"{init}|{pct}|{initial_hash}|{len(part)}",
         provenance=provenance,
+        live=live,
     )
+    live.close()
     if not distributed.is_main():
         return
     write_cell(out, ran.models, ran.predictions, {"init": init, "pct": pct, "protocol": protocol})

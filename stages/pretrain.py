@@ -1,7 +1,8 @@
 """Stage ``pretrain@<method>``: self-supervised pretraining of a backbone on the train split's images.
 
     python -m stages.pretrain data/preprocessed data/splits/pretrain.csv \\
-        models/pretrain/{method}.pt metrics/pretrain/{method}.json plots/pretrain/{method}.csv
+        models/pretrain/{method}.pt metrics/pretrain/{method}.json plots/pretrain/{method}.csv \\
+        live/pretrain/{method}
 
 The method comes from DVC (``DVC_STAGE``) or ``--method moco``; ``{method}``
 in the paths is filled in with it. Only the images are read
@@ -25,6 +26,7 @@ from cxrssl.io import atomic_file, write_csv, write_json
 from cxrssl.methods import METHODS, config_class
 from cxrssl.params import from_dict, read_params
 from cxrssl.pretraining import PretrainConfig, check_batch_split, pretrain
+from cxrssl.tracking import Tracker
 from cxrssl.train import without_timings
 
 CHECKPOINTS = Path("checkpoints")
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": "where to write the backbone (.pt)",
             "metrics": "where to write the metrics (JSON)",
             "plot": "where to write the loss curve (CSV)",
+            "live": "the live log's folder (DVCLive: metrics.json and plots/)",
         },
     )
     parser.add_argument("--method", help=f"one of {', '.join(METHODS)} (default: from DVC's DVC_STAGE)")
@@ -47,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     method = check_name("methods", stage_item("pretrain", args.method))
     if method not in METHODS:
         raise ParamError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    model_path, metrics_path, plot_path = (fill(path, method=method) for path in (args.model, args.metrics, args.plot))
+    model_path, metrics_path, plot_path, live_folder = (
+        fill(path, method=method) for path in (args.model, args.metrics, args.plot, args.live)
+    )
     params = read_params(args.params)
     section = params.get("pretrain") or {}
     config = from_dict(PretrainConfig, "pretrain.common", section.get("common"))
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         f"pretrain@{method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
         f"{config.epochs} epochs, batch {config.batch_size}, on {device}{distributed.describe()}"
     )
-    trained, history, summary = pretrain(method, images, config, method_config, checkpoint, device)
+    live = Tracker(live_folder)
+    trained, history, summary = pretrain(method, images, config, method_config, checkpoint, device, live)
+    live.close()
     if not distributed.is_main():
         return
 

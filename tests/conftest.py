@@ -105,3 +105,26 @@ def fit_killed_after(real_fit, epoch_index: int):
         return real_fit(*args, **kwargs)
 
     return interrupted_fit
+
+
+def live_log(folder: Path) -> dict[str, object]:
+    """A DVCLive folder's contents without its wall-clock part (``perf/``): what must repeat on every rerun."""
+    import json
+
+    out: dict[str, object] = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_dir() or "/perf/" in f"/{name}":
+            continue
+        if name == "metrics.json":
+            out[name] = _without_perf(json.loads(path.read_text()))
+        else:
+            out[name] = path.read_text()
+    assert out, f"{folder}: no live log"
+    return out
+
+
+def _without_perf(summary):
+    if not isinstance(summary, dict):
+        return summary
+    return {k: _without_perf(v) for k, v in summary.items() if k != "perf"}

@@ -13,7 +13,7 @@ import yaml
 from cxrssl.data.schema import CLASSES, COLUMNS
 from cxrssl.data.store import ImageStore
 from stages import phantoms, preprocess, split
-from tests.conftest import merged, project_params
+from tests.conftest import live_log, merged, project_params
 
 pytestmark = pytest.mark.slow  # stages end to end, or processes spawned: make test-quick skips them
 
@@ -377,6 +377,7 @@ def study(pipeline):
             str(f / "models/simclr.pt"),
             str(f / "metrics/pretrain/simclr.json"),
             str(f / "plots/pretrain/simclr.csv"),
+            str(f / "live/pretrain/simclr"),
             "--checkpoints",
             str(f / "checkpoints"),
             *p,
@@ -396,6 +397,7 @@ def study(pipeline):
                     str(f / f"finetune/{cell}"),
                     str(f / f"metrics/finetune/{cell}.json"),
                     str(f / f"plots/finetune/{cell}.csv"),
+                    str(f / f"live/finetune/{cell}"),
                     "--checkpoints",
                     str(f / "checkpoints"),
                     *p,
@@ -412,6 +414,21 @@ def study(pipeline):
         ]
     )
     return f
+
+
+def test_training_stages_write_a_live_log_of_steps_and_epochs(study):
+    pretrain = json.loads((study / "live/pretrain/simclr/metrics.json").read_text())
+    assert set(pretrain) == {"train", "epoch", "perf", "step"}
+    assert set(pretrain["epoch"]) == {"epoch", "loss", "lr", "embedding_std"}
+    history = pd.read_csv(study / "plots/pretrain/simclr.csv")  # the stage's per-epoch record
+    assert pretrain["epoch"]["epoch"] == len(history) and pretrain["epoch"]["loss"] == history["loss"].iloc[-1]
+    steps = pd.read_csv(study / "live/pretrain/simclr/plots/metrics/train/loss.tsv", sep="\t")
+    assert steps["step"].is_monotonic_increasing and steps["step"].iloc[-1] == pretrain["step"]
+    finetune = json.loads((study / "live/finetune/random-100/metrics.json").read_text())
+    assert "val_auroc_macro" in finetune["seed0"]["epoch"] and "images_per_s" in finetune["seed0"]["perf"]
+    curve = pd.read_csv(study / "live/finetune/random-100/plots/metrics/seed0/epoch/val_auroc_macro.tsv", sep="\t")
+    record = pd.read_csv(study / "plots/finetune/random-100.csv").dropna(subset=["val_auroc_macro"])
+    assert np.allclose(curve["val_auroc_macro"], record["val_auroc_macro"])
 
 
 def test_study_writes_what_the_design_promises(study):
@@ -487,6 +504,7 @@ def test_finetune_starts_from_the_named_backbone_and_never_reads_test_labels(stu
             str(tmp_path / "out"),
             str(tmp_path / "m.json"),
             str(tmp_path / "p.csv"),
+            str(tmp_path / "live"),
             "--params",
             str(study / "params.yaml"),
             "--checkpoints",
@@ -510,6 +528,7 @@ def test_missing_initial_backbone_is_one_clear_error(study, tmp_path):
             str(tmp_path / "out"),
             str(tmp_path / "m.json"),
             str(tmp_path / "p.csv"),
+            str(tmp_path / "live"),
             "--params",
             str(study / "params.yaml"),
         ],
@@ -745,6 +764,7 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
             str(tmp_path / f"{name}.pt"),
             str(tmp_path / f"{name}.json"),
             str(tmp_path / f"{name}.csv"),
+            str(tmp_path / f"live-{name}"),
             "--checkpoints",
             str(tmp_path / f"ck-{name}"),
             "--params",
@@ -770,6 +790,8 @@ def test_a_killed_pretrain_resumes_and_ends_with_the_same_weights(pipeline, tmp_
         torch.testing.assert_close(resumed["backbone"][name], value, rtol=0, atol=0, msg=name)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
     assert not checkpoint.exists()  # removed once the stage is done
+    # the live log is whole: the rows before the kill come back from the checkpoint
+    assert live_log(tmp_path / "live-killed") == live_log(tmp_path / "live-straight")
 
 
 def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp_path):
@@ -799,7 +821,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
     p = ["--params", str(tmp_path / "params.yaml"), "--checkpoints", str(tmp_path / "ck")]
 
     def pretrain_simclr(name: str) -> subprocess.CompletedProcess:
-        outs = [str(tmp_path / f"{name}.{ext}") for ext in ("pt", "json", "csv")]
+        outs = [str(tmp_path / f"{name}.{ext}") for ext in ("pt", "json", "csv", "live")]
         command = ["-m", "stages.pretrain", "--method", "simclr", str(pipeline / "store")]
         return subprocess.run(
             [sys.executable, *command, str(pipeline / "splits/pretrain.csv"), *outs, *p],
@@ -827,6 +849,7 @@ def test_training_stages_run_under_torchrun_when_params_ask_for_it(pipeline, tmp
             str(tmp_path / "cell"),
             str(tmp_path / "cell.json"),
             str(tmp_path / "cell.csv"),
+            str(tmp_path / "cell-live"),
             *p,
         ],
         cwd=tmp_path,
