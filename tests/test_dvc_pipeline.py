@@ -288,3 +288,25 @@ def test_a_shared_remote_gives_a_fresh_clone_every_output_and_nothing_to_rerun(r
     for name in ("metrics/evaluate.json", "results/evaluate.json", "models/finetune/moco-50/predictions.csv"):
         assert (clone / name).read_bytes() == (repo / name).read_bytes(), name
     assert (clone / "results/evaluate.json").read_bytes() != committed
+
+
+def test_queued_variants_run_and_compare_on_val(repo):
+    """The README's loop: queue variants, `dvc queue start`, then one table that shows what changed."""
+    import csv
+    import time
+
+    for bootstrap in (50, 60):  # evaluate and report rerun; everything else comes from the run cache
+        dvc("exp", "run", "--queue", "-S", f"evaluate.bootstrap={bootstrap}", cwd=repo)
+    dvc("queue", "start", "-j", "1", cwd=repo)
+    deadline = time.monotonic() + 600
+    while any(word in dvc("queue", "status", cwd=repo) for word in ("Queued", "Running")):
+        assert time.monotonic() < deadline, dvc("queue", "status", cwd=repo)
+        time.sleep(2)
+    assert dvc("queue", "status", cwd=repo).count("Success") == 2
+    table = list(csv.DictReader(dvc("exp", "show", "--csv", "--only-changed", cwd=repo).splitlines()))
+    variants = [row for row in table if row["typ"].startswith("branch")]  # branch_base, branch_commit
+    assert sorted(row["evaluate.bootstrap"] for row in variants) == ["50", "60"]
+    # the headline's intervals moved with the resamples; its values did not, so --only-changed leaves them out
+    assert variants[0]["test_low.moco.50"] != variants[1]["test_low.moco.50"] and "test.moco.50" not in table[0]
+    assert changed_stages(repo) == set()  # the workspace is left as it was
+    dvc("exp", "remove", "--all-commits", "--queue", "-A", cwd=repo)  # the queue's records, for the next tests
