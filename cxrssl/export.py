@@ -16,11 +16,11 @@ The model is named as :mod:`cxrssl.predict` names it (a finetune cell, its
 * ``MODEL_CARD.md``: the same for a reader (see :func:`model_card`).
 * ``agreement.json``: the largest difference between the PyTorch model's
   probabilities and each export's, on the check images (``--check``: by
-  default the NIH sample kept with the tests). An export that differs by more
+  default, in this repository, the NIH sample kept with the tests). An export that differs by more
   than ``--tolerance`` is an error, and nothing is written.
 
-Where the model comes from this repository's run, the card reads the run's
-record: ``dvc.lock`` (the hashes of the data, splits and backbone the cell was
+Where the model is a cell of this repository's run (``--finetune``), the
+card reads the run's record: ``dvc.lock`` (the hashes of the data, splits and backbone the cell was
 trained from), ``metrics/split.json`` (label policy and counts) and
 ``results/`` (val and test metrics with their intervals, thresholds).
 """
@@ -95,6 +95,8 @@ def export_torchscript(module: Deployed, example: torch.Tensor, path: Path) -> N
 
 def check_images(folder: Path, preprocess: PreprocessConfig, limit: int) -> np.ndarray:
     """Up to ``limit`` images of ``folder``, prepared as the model's training images were: (N, S, S) uint8."""
+    if not folder.is_dir():
+        raise ParamError(f"--check {folder}: no such folder; give a folder of radiographs to compare the exports on")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
     if not files:
         raise DataError(f"--check {folder}: no PNG, JPEG or DICOM images to compare the exports on")
@@ -296,9 +298,12 @@ def main(argv: list[str] | None = None) -> None:
     preprocess = from_dict(PreprocessConfig, "the model's preprocess", meta["preprocess"])
     images = check_images(args.check, preprocess, args.check_limit)
     module = Deployed(classifier.float().cpu()).eval()
-    example = torch.from_numpy(images[:2])
+    example = torch.from_numpy(np.repeat(images[:1], 2, axis=0))  # two images: the batch stays free
     cell = f"{meta['init']}-{meta['pct']}"
-    record = run_record(cell, args.lock, args.split, args.results)
+    in_run = path.resolve().parent == (args.finetune / cell).resolve()
+    record = run_record(cell, args.lock, args.split, args.results) if in_run else {}
+    if not in_run:
+        print(f"export: {path} is not a cell of {args.finetune}: the card has no run record", file=sys.stderr)
     with atomic_dir(args.out) as tmp:
         export_onnx(module, example, tmp / "model.onnx")
         export_torchscript(module, example, tmp / "model.ts")
@@ -312,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "agreement.json", check)
         thresholds = {r["class"]: r["threshold"] for r in record.get("per_class", []) if r.get("threshold") is not None}
         write_json(tmp / "model.json", {**meta, "source": str(path), "thresholds": thresholds, "run": record})
-        (tmp / "MODEL_CARD.md").write_text(model_card(meta, str(path), record, check))
+        (tmp / "MODEL_CARD.md").write_text(model_card(meta, str(path), record, check), encoding="utf-8")
     print(
         f"export: {path} -> {args.out}/ (model.onnx, model.ts, model.json, MODEL_CARD.md); largest difference "
         f"from PyTorch on {check['images']} images: ONNX {check['onnx_max_abs_difference']:.1e}, "

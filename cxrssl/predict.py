@@ -5,20 +5,25 @@
 
 The model is a finetune cell (``simclr-100``: its first seed's
 ``models/finetune/simclr-100/model-seed<k>.pt``, or ``--seed k``) or a model
-file. Images are PNG, JPEG or DICOM files (:mod:`cxrssl.data.dicom`),
-folders searched recursively for ``.png``, ``.jpg``, ``.jpeg``, ``.dcm``, or
-CheXpert- or NIH-format tables (``.csv``), whose images are found as the
-study finds them and whose labels are kept (U-Ignore), with the AUROC of
-each class they label printed at the end. Each image is prepared exactly as the model's training images were, with the
+file. Images are PNG, JPEG or DICOM files (:mod:`cxrssl.data.dicom`);
+folders, searched recursively for ``.png``, ``.jpg``, ``.jpeg``, ``.dcm``,
+``.dicom`` and for DICOM by content whatever the name (PACS exports name
+files by UID, or give them no extension); or CheXpert- or NIH-format tables (``.csv``), whose images are found
+as the study finds them and whose labels are kept (U-Ignore), with the AUROC
+of each class they label printed at the end. A row whose image is missing
+is an error row for a CheXpert table, and a skipped row (with a warning) for
+an NIH table, whose reader finds images by name under ``images*/``. Each
+image is prepared exactly as the model's training images were, with the
 preprocessing recorded in the model file (not today's params.yaml), and
 scored in batches, on the GPU when there is one.
 
 With ``--cam DIR``, each image's most probable finding (``--cam-top k``
 findings, or the ``--findings`` named) is explained: a PNG per image and
-finding (``<row>-<file stem>-<finding>.png``, ``row`` its line in the CSV
-from 0) with the radiograph and its map, the probability in the caption
-(``--cam-method`` and ``--cam-layer``: HiResCAM at layer2 by default, the
-committed study's ``gradcam`` settings).
+finding (``<row>-<file stem>-<finding>.png``, ``row`` its 0-based row in
+the predictions CSV) with the radiograph and its map, the probability in
+the caption (``--cam-method`` and ``--cam-layer``: HiResCAM at layer2 by
+default, the committed study's ``gradcam`` settings). The maps and the CSV
+are written together, or not at all.
 
 The CSV has, per image, its path, ``prob:<class>`` for the 14 findings,
 ``call:<class>`` (1 when the probability reaches the threshold evaluate chose
@@ -74,6 +79,17 @@ def model_file(model: str, finetune: Path, seed: int | None) -> Path:
     return files[seed]
 
 
+def is_image_name(path: Path) -> bool:
+    """An image by its name, or any other file that holds DICOM (PACS exports name files by UID, or not at all)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
 def is_table(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
 
@@ -100,11 +116,15 @@ def read_table(path: Path, max_bytes: int) -> pd.DataFrame:
     if source is None:
         raise DataError(f"{path}: a table needs a CheXpert 'Path' or an NIH 'Image Index' column")
     report = Report(skip=True, max_bytes=max_bytes)
-    frame = read_source(DataConfig(source, str(path.parent), path.name, None, True), report)
-    for problem in report.problems[:5]:
-        print(f"warning: skipped {problem}", file=sys.stderr)
-    if len(report.problems) > 5:
-        print(f"warning: skipped {len(report.problems) - 5} more rows of {path}", file=sys.stderr)
+    try:
+        frame = read_source(DataConfig(source, str(path.parent), path.name, None, True), report)
+    except DataError as error:  # named as the command line named it, not as a params key
+        raise DataError(str(error).removeprefix("data.train_csv: ")) from None
+    finally:
+        for problem in report.problems[:5]:
+            print(f"warning: skipped {problem}", file=sys.stderr)
+        if len(report.problems) > 5:
+            print(f"warning: skipped {len(report.problems) - 5} more rows of {path}", file=sys.stderr)
     labels = apply_policy(frame[list(CLASSES)].to_numpy(dtype=float), "ignore")
     return pd.concat([frame[["file"]], pd.DataFrame(labels, columns=LABEL_COLUMNS)], axis=1)
 
@@ -121,7 +141,7 @@ def image_files(inputs: list[Path], max_bytes: int) -> tuple[list, pd.DataFrame 
     labelled: list[pd.DataFrame] = []
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p))
         elif is_table(item):
             table = read_table(item, max_bytes)
             files = table["file"].tolist()
@@ -294,16 +314,20 @@ def main(argv: list[str] | None = None) -> None:
     files, labels = image_files(args.images, preprocess.max_file_bytes)
     device = pick_device()
     model = model.to(device)
+
+    def write(frame: pd.DataFrame) -> pd.DataFrame:
+        if labels is not None:
+            frame = pd.concat([frame.drop(columns="error"), labels, frame["error"]], axis=1)
+        write_csv(args.out, frame)
+        return frame
+
     if args.cam is None:
-        frame = predict_files(files, model, preprocess, thresholds, device, args.batch_size)
+        frame = write(predict_files(files, model, preprocess, thresholds, device, args.batch_size))
     else:
-        with atomic_dir(args.cam) as tmp:
+        with atomic_dir(args.cam) as tmp:  # the maps appear with the CSV, or not at all
             caption = f"{cell}, trained on phantoms" if source == "phantoms" else cell
             explainer = Explainer(tmp, model, args.cam_method, args.cam_layer, args.findings, args.cam_top, caption)
-            frame = predict_files(files, model, preprocess, thresholds, device, args.batch_size, explainer)
-    if labels is not None:
-        frame = pd.concat([frame.drop(columns="error"), labels, frame["error"]], axis=1)
-    write_csv(args.out, frame)
+            frame = write(predict_files(files, model, preprocess, thresholds, device, args.batch_size, explainer))
     failed = int((frame["error"] != "").sum())
     print(f"predict: {len(files) - failed} images scored, {failed} not read -> {args.out}")
     if labels is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
@@ -117,8 +119,44 @@ def test_what_is_refused_is_one_error_naming_the_file(tmp_path):
     with pytest.raises(DataError, match="image.dcm: cannot decode the DICOM pixel data"):
         decoded(short, tmp_path)
     (tmp_path / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1\2\3")
-    with pytest.raises(DataError, match="fake.dcm: not a readable DICOM image"):
+    with pytest.raises(DataError, match="fake.dcm: not a readable DICOM"):
         decode_dicom(tmp_path / "fake.dcm", (tmp_path / "fake.dcm").read_bytes(), 10**8)
+
+
+@pytest.mark.parametrize(
+    ("elements", "patch", "message"),
+    [
+        ({"NumberOfFrames": 97}, (b"97", b"ab"), "a DICOM attribute that cannot be used"),
+        (
+            {"WindowCenter": "123456", "WindowWidth": 400},
+            (b"123456", b"levels"),
+            "a DICOM attribute that cannot be used",
+        ),
+        ({"WindowCenter": 100, "WindowWidth": 0}, None, "DICOM Window Width 0; it must be at least 1"),
+        (
+            {"RescaleSlope": "543210", "RescaleIntercept": 0},
+            (b"543210", b"steep!"),
+            "a DICOM attribute that cannot be used",
+        ),
+    ],
+)
+def test_an_attribute_that_cannot_be_used_is_an_error_naming_the_file(tmp_path, elements, patch, message):
+    dicom(STORED, **elements).save_as(tmp_path / "odd.dcm", enforce_file_format=True)
+    data = (tmp_path / "odd.dcm").read_bytes()
+    if patch is not None:  # a value no valid writer makes, as a careless one would write it
+        assert data.count(patch[0]) == 1
+        data = data.replace(*patch)
+    with pytest.raises(DataError, match=f"odd.dcm: {message}"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom warns of the invalid value as it reads it
+        decode_dicom(tmp_path / "odd.dcm", data, 10**8)
+
+
+def test_a_deflated_file_is_refused_before_it_is_inflated(tmp_path):
+    ds = dicom(STORED)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "deflated.dcm", enforce_file_format=True)
+    with pytest.raises(DataError, match=r"deflated.dcm: a deflated DICOM file .* is not read"):
+        decode_dicom(tmp_path / "deflated.dcm", (tmp_path / "deflated.dcm").read_bytes(), 10**8)
 
 
 def test_predict_reads_dicom_beside_png_and_reports_a_bad_one(tmp_path):

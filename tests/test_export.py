@@ -13,7 +13,7 @@ import torch
 
 from cxrssl.data.images import load_and_preprocess
 from cxrssl.data.schema import CLASSES
-from cxrssl.errors import CxrsslError
+from cxrssl.errors import CxrsslError, ParamError
 from cxrssl.export import main
 from cxrssl.finetune import predict
 from tests.test_predict import NIH, preprocessing, write_model
@@ -28,22 +28,20 @@ def results_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def run_files(tmp_path: Path) -> list[str]:
+    """A run of the study in ``tmp_path``: its cells, results, and no dvc.lock or split metrics."""
+    return [
+        *("--finetune", str(tmp_path / "finetune"), "--results", str(results_folder(tmp_path))),
+        *("--lock", str(tmp_path / "dvc.lock"), "--split", str(tmp_path / "split.json")),
+    ]
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # LibTorch still reads it
 def test_the_exports_agree_with_pytorch_on_the_nih_sample_and_carry_a_card(tmp_path):
     config = preprocessing()
-    model = write_model(tmp_path / "model.pt", config, source="phantoms")
+    model = write_model(tmp_path / "finetune/simclr-10/model-seed0.pt", config, source="phantoms")
     out = tmp_path / "exported"
-    main(
-        [
-            str(tmp_path / "model.pt"),
-            "--out",
-            str(out),
-            "--results",
-            str(results_folder(tmp_path)),
-            "--check-limit",
-            "12",
-        ]
-    )
+    main(["simclr-10", "--out", str(out), *run_files(tmp_path), "--check-limit", "12"])
     assert sorted(p.name for p in out.iterdir()) == [
         "MODEL_CARD.md",
         "agreement.json",
@@ -78,6 +76,20 @@ def test_an_export_that_disagrees_beyond_the_tolerance_writes_nothing(tmp_path):
         main([str(tmp_path / "model.pt"), "--out", str(out), "--check-limit", "12", "--tolerance", "1e-15"])
     assert not out.exists()
     card_free = tmp_path / "plain"
-    main([str(tmp_path / "model.pt"), "--out", str(card_free), "--check-limit", "4", "--results", str(tmp_path)])
+    main([str(tmp_path / "model.pt"), "--out", str(card_free), "--check-limit", "1", "--results", str(tmp_path)])
     card = (card_free / "MODEL_CARD.md").read_text()
     assert "No evaluation of this cell was found" in card and "Trained on generated phantoms" not in card
+    with pytest.raises(ParamError, match="--check .*nowhere: no such folder"):
+        main([str(tmp_path / "model.pt"), "--out", str(tmp_path / "x"), "--check", str(tmp_path / "nowhere")])
+
+
+def test_the_card_reads_the_run_only_for_a_cell_of_the_run(tmp_path, capsys):
+    """A model file from elsewhere gets no hashes or metrics of this repository's run, only its own metadata."""
+    write_model(tmp_path / "finetune/simclr-10/model-seed0.pt", preprocessing())
+    write_model(tmp_path / "elsewhere/model.pt", preprocessing())
+    common = [*run_files(tmp_path), "--check-limit", "2"]
+    main(["simclr-10", "--out", str(tmp_path / "cell"), *common])
+    assert "| Edema | 0.250 |" in (tmp_path / "cell/MODEL_CARD.md").read_text()
+    main([str(tmp_path / "elsewhere/model.pt"), "--out", str(tmp_path / "other"), *common])
+    assert "No evaluation of this cell was found" in (tmp_path / "other/MODEL_CARD.md").read_text()
+    assert "is not a cell of" in capsys.readouterr().err

@@ -233,3 +233,25 @@ def test_a_chexpert_table_of_dicom_files_reads_each_and_reports_a_missing_one(tm
         load_and_preprocess(study / "view1_frontal.dcm", preprocess),
         load_and_preprocess(sorted(NIH.glob("*.png"))[0], preprocess),
     )
+
+
+def test_a_folder_finds_dicom_without_an_extension_and_a_table_without_readable_rows_is_named(tmp_path, capsys):
+    from tests.test_dicom import STORED, dicom
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    dicom(STORED).save_as(folder / "1.2.840.1", enforce_file_format=True)  # as a PACS export names files
+    (folder / "README").write_text("not an image")
+    write_model(tmp_path / "model.pt", preprocessing())
+    main([str(tmp_path / "model.pt"), str(folder), "--out", str(tmp_path / "p.csv")])
+    frame = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert frame["path"].tolist() == [str(folder / "1.2.840.1")] and frame.loc[0, "error"] == ""
+
+    table = tmp_path / "valid.csv"
+    table.write_text(
+        "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CLASSES) + "\nnot/a/path.jpg,X,1,Up,PA" + "," * 14
+    )
+    with pytest.raises(DataError) as error:
+        main([str(tmp_path / "model.pt"), str(table), "--out", str(tmp_path / "q.csv")])
+    assert str(error.value).startswith(f"{table}: no valid rows") and not (tmp_path / "q.csv").exists()
+    assert "warning: skipped" in capsys.readouterr().err  # the row's reason comes before the error
