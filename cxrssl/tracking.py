@@ -3,13 +3,14 @@
 Each training stage writes one DVCLive folder, ``live/pretrain/<method>/`` or
 ``live/finetune/<cell>/``: ``metrics.json`` (the latest value of everything,
 declared as metrics in dvc.yaml) and ``plots/metrics/<name>.tsv`` (every
-value, with its step). Values are written as they happen, so ``dvc exp show``
-in another terminal shows a running stage's latest step.
+value, with its step; an output, not among dvc.yaml's charts). Values are
+written as they happen, so ``dvc exp show`` in another terminal shows a
+running stage's latest step.
 
 Names:
 
-* ``train/loss``: the batch loss, by optimiser step (at most about 50 points
-  an epoch);
+* ``train/loss``: the batch loss, by optimiser step (at most 50 points an
+  epoch, and the epoch's last step);
 * ``epoch/...``: by epoch, at the step that ends it: ``epoch/epoch``,
   ``epoch/loss`` (the epoch's mean), ``epoch/lr``, and what the stage
   measures then (``epoch/embedding_std``, the collapse indicator of

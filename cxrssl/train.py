@@ -205,7 +205,7 @@ def fit(
 
     if start_epoch > 0 and should_stop():  # it had stopped early before the interruption
         return history
-    log_every = max(1, steps_per_epoch // STEP_POINTS)
+    log_every = math.ceil(steps_per_epoch / STEP_POINTS)
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(seed, epoch))
         generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))

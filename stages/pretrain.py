@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in summary.items()
             if k not in ("images_per_s", "wall_time_s")
         },
-    )  # timings are printed, never kept in an output
+    )  # timings are printed (and logged live under perf/), never kept here
     checkpoint.unlink(missing_ok=True)
     print(
         f"pretrain@{method}: final loss {summary['final_loss']:.4f}, {summary['images_per_s']:.0f} images/s, "
