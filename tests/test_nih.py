@@ -187,6 +187,7 @@ def nih_run(tmp_path_factory):
             str(f / "finetune/random-100"),
             str(f / "ft.json"),
             str(f / "ft.csv"),
+            str(f / "live"),
             "--checkpoints",
             str(f / "ck"),
             *p,

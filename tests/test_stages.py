@@ -272,7 +272,7 @@ HOSTILE = {  # what the file becomes -> the message
     "cut short": (lambda data: data[:100], "truncated or corrupt JPEG"),
     "cut, end marker appended": (_half_with_end_marker, "truncated or corrupt JPEG"),
     "a gigapixel header": (_huge_png, "the header declares 40000 x 30000 = 1,200,000,000 pixels"),
-    "a float TIFF": (_float_tiff, "a TIFF file, not a JPEG or PNG image"),
+    "a float TIFF": (_float_tiff, "a TIFF file, not a JPEG, PNG or DICOM image"),
     "over the byte limit": (lambda data: data + bytes(300_000), "more than the 200,000 allowed"),
 }
 
