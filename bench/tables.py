@@ -329,6 +329,15 @@ def performance() -> str:
         "python -m bench.predict_throughput",
     )
     add(
+        "two_jobs",
+        "`finetune@random-10` alone / beside a busy loop / beside a second copy: default threads; 1 thread each",
+        lambda e: "{} / {} / {} s; {} / {} / {} s".format(
+            *(e["default"][a]["median_s"] for a in ("alone", "busy", "twin")),
+            *(e["OMP_NUM_THREADS=1"][a]["median_s"] for a in ("alone", "busy", "twin")),
+        ),
+        "python -m bench.two_jobs",
+    )
+    add(
         "phantom_difficulty",
         "shallow baselines on the phantoms: brightness / 16 × 16 pixels (val macro AUROC)",
         lambda e: f"{e['macro']['brightness_auroc']} / {e['macro']['pixel_logreg_auroc']}",
