@@ -44,7 +44,7 @@ from cxrssl.errors import CxrsslError, DataError, ParamError
 from cxrssl.finetune import Classifier, load_classifier
 from cxrssl.io import atomic_dir, write_json
 from cxrssl.params import from_dict
-from cxrssl.predict import IMAGE_SUFFIXES, model_file
+from cxrssl.predict import images_in, model_file
 from cxrssl.views import normalize, to_float
 
 #: Where the check images are by default: 150 NIH ChestX-ray14 radiographs kept with the tests.
@@ -97,7 +97,7 @@ def check_images(folder: Path, preprocess: PreprocessConfig, limit: int) -> np.n
     """Up to ``limit`` images of ``folder``, prepared as the model's training images were: (N, S, S) uint8."""
     if not folder.is_dir():
         raise ParamError(f"--check {folder}: no such folder; give a folder of radiographs to compare the exports on")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
+    files = images_in(folder)[:limit]
     if not files:
         raise DataError(f"--check {folder}: no PNG, JPEG or DICOM images to compare the exports on")
     return np.stack([load_and_preprocess(p, preprocess) for p in files])

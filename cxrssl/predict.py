@@ -90,6 +90,11 @@ def is_image_name(path: Path) -> bool:
         return False
 
 
+def images_in(folder: Path) -> list[Path]:
+    """The images under ``folder``, recursively (:func:`is_image_name`), in sorted order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+
+
 def is_table(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
 
@@ -141,7 +146,7 @@ def image_files(inputs: list[Path], max_bytes: int) -> tuple[list, pd.DataFrame 
     labelled: list[pd.DataFrame] = []
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p))
+            files = images_in(item)
         elif is_table(item):
             table = read_table(item, max_bytes)
             files = table["file"].tolist()
