@@ -72,8 +72,14 @@ def log(message: str) -> None:
 
 
 def describe() -> str:
-    """`` x N processes`` with several processes, else nothing: for a stage's first line."""
-    return f" x {world_size()} processes" if active() else ""
+    """For a stage's first line: `` x N processes`` with several, and the CPU threads each process uses.
+
+    The threads are PyTorch's: ``OMP_NUM_THREADS``, else the cores this process
+    may use. Printed because a second job on the same cores slows a stage
+    several-fold unless each job gets its share (docs/performance.md).
+    """
+    processes = f" x {world_size()} processes" if active() else ""
+    return f"{processes}, {torch.get_num_threads()} CPU threads"
 
 
 def under_torchrun() -> bool:
