@@ -355,6 +355,54 @@ def performance() -> str:
     return "\n".join(head + rows)
 
 
+def rehearsal() -> str:
+    """Every stage at CheXpert's size (``python -m bench.rehearsal``): time, memory, disk, training rates."""
+    r = _load("bench/results.json").get("rehearsal")
+    if not r:
+        return "(not yet run: `python -m bench.rehearsal`)"
+    lines = [
+        "| stage | wall | peak memory: all / private | disk written (DVC cache) | training rate |",
+        "|---|---|---|---|---|",
+    ]
+    for stage, s in r["stages"].items():
+        rate = ""
+        if "images_per_s" in s:
+            rate = f"{s['images_per_s']:.0f} images/s, {s['steps_per_s']:.2f} steps/s (batch {s['batch']})"
+            r50 = r.get("resnet50", {}).get(stage)
+            if r50:
+                rate += f"; ResNet-50: {r50['images_per_s']:.1f} images/s, {r50['steps_per_s']:.2f} steps/s"
+                rate += f" (batch {r50['batch']})"
+        wall = f"{s['wall_s'] / 60:.1f} min" if s["wall_s"] >= 120 else f"{s['wall_s']:.0f} s"
+        lines.append(
+            f"| {stage} | {wall} | {s['peak_rss_gib']:.1f} / {s['peak_private_gib']:.1f} GiB "
+            f"| {s['disk_written_gib']:.1f} GiB ({s['cache_gib']:.1f}) | {rate} |"
+        )
+    return "\n".join(lines)
+
+
+def time_to_result() -> str:
+    """docs/gpu.md's recipe on 1 and 8 GPUs, derived (``python -m bench.time_to_result``)."""
+    r = _load("bench/results.json").get("time_to_result")
+    if not r:
+        return "(not yet derived: `python -m bench.time_to_result`)"
+    one, eight = r["hours"]["1_gpu"], r["hours"]["8_gpu"]
+    lines = ["| stage | 1 GPU | 8 GPUs | from |", "|---|---|---|---|"]
+    cost = r["measured"]["cost_in_backbone_passes_per_image"]
+    for stage in one:
+        if stage == "total":
+            continue
+        method = stage.partition("@")[2]
+        if method in cost:
+            source = f"{cost[method]} ResNet-50 passes per image (measured) × GPU rate (assumed)"
+        elif stage.startswith("finetune"):
+            source = "1 pass per training image, 1/3 per scored image × GPU rate (assumed)"
+        else:
+            source = "measured on 2 CPU cores"
+        lines.append(f"| {stage} | {one[stage]:.2f} h | {eight[stage]:.2f} h | {source} |")
+    lines.append(f"| **total** | **{one['total']} h** | **{eight['total']} h** | |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "performance": performance,
     "results": results,
@@ -362,6 +410,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "defaults": defaults,
     "gradcam": gradcam,
     "reproducibility": reproducibility,
+    "rehearsal": rehearsal,
+    "time_to_result": time_to_result,
 }
 _BLOCK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)\n?<!-- /table -->", re.DOTALL)
 

@@ -351,10 +351,11 @@ def _convert(module: nn.Module) -> nn.Module:
 class MappedRows:
     """Rows of a memory-mapped (N, S, S) uint8 store, read on demand, as a tensor-like (len, shape, indexing).
 
-    With several processes on a machine, each loading the training images
-    into its own memory would hold them once per process (CheXpert at 224 px:
-    9.6 GB each); reading from the memory map shares the operating system's
-    page cache between them instead.
+    Loading a split into memory would hold a private copy of it in every
+    process (CheXpert's train split at 224 px: 9.6 GB; at 512 px more than
+    most machines have). Read through the memory map, the store's pages sit
+    once in the operating system's page cache, shared by every process and
+    every stage, and given back under memory pressure.
     """
 
     def __init__(self, images: np.ndarray, rows: np.ndarray):
@@ -375,12 +376,12 @@ class MappedRows:
         return tuple(self[slice(start, start + size)] for start in range(0, len(self), size))
 
 
-def load_images(store, rows: np.ndarray):
-    """The store's images at ``rows``: loaded into memory by one process, read through the map by several.
+def load_images(store, rows: np.ndarray) -> MappedRows:
+    """The store's images at ``rows``, read through its memory map batch by batch (:class:`MappedRows`).
 
     ``store`` is a :class:`cxrssl.data.store.ImageStore`.
     """
-    return MappedRows(store.images, rows) if active() else torch.from_numpy(store.load(rows))
+    return MappedRows(store.images, rows)
 
 
 class LossModule(nn.Module):

@@ -139,9 +139,7 @@ def _per_class(
 
     F1 and kappa are computed where ``thresholds`` (chosen on val) are given.
     """
-    weights = np.vstack(
-        [np.ones((1, len(frame))), patient_bootstrap(frame["patient"].to_numpy(), config.bootstrap, config.seed)]
-    )
+    counts = patient_bootstrap(frame["patient"].to_numpy(), config.bootstrap, config.seed)
     metrics = METRICS if thresholds is not None else VAL_METRICS
     values: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
     notes = {}
@@ -159,17 +157,33 @@ def _per_class(
             continue
         per_seed = {m: [] for m in metrics}
         for i, seed in enumerate(scores):
-            w, s = weights[:, keep], scores[seed][keep, k]
-            roc, ap = auroc_ap(y, s, w)
-            per_seed["auroc"].append(roc)
-            per_seed["ap"].append(ap)
-            if thresholds is not None:
-                f1, kappa = f1_kappa(y, s, thresholds[name][i], w)
-                per_seed["f1"].append(f1)
-                per_seed["kappa"].append(kappa)
+            s = scores[seed][keep, k]
+            blocks: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+            for w in _weight_blocks(counts, keep):
+                roc, ap = auroc_ap(y, s, w)
+                blocks["auroc"].append(roc)
+                blocks["ap"].append(ap)
+                if thresholds is not None:
+                    f1, kappa = f1_kappa(y, s, thresholds[name][i], w)
+                    blocks["f1"].append(f1)
+                    blocks["kappa"].append(kappa)
+            for m in metrics:
+                per_seed[m].append(np.concatenate(blocks[m]))
         for m in metrics:
             values[m][name] = np.array(per_seed[m])
     return values, notes
+
+
+#: bootstrap resamples scored at a time: the (resamples, images) arrays of one class stay small (100 rows of
+#: 200,000 images: 160 MB each), and no number changes, as every resample is scored on its own
+BLOCK = 100
+
+
+def _weight_blocks(counts: np.ndarray, keep: np.ndarray):
+    """The kept images' weights: the point estimate's (all ones), then the resamples', BLOCK rows at a time."""
+    yield np.ones((1, int(keep.sum())))
+    for start in range(0, len(counts), BLOCK):
+        yield counts[start : start + BLOCK][:, keep].astype(float)
 
 
 def _point_and_interval(key: str, samples: np.ndarray, confidence: float) -> dict:

@@ -240,7 +240,8 @@ def backbone_features(
 
     def compute(rows: slice) -> torch.Tensor:
         out = []
-        for part in images[rows].split(chunk):
+        for start in range(rows.start, rows.stop, chunk):  # a chunk at a time: never the whole split in memory
+            part = images[start : min(start + chunk, rows.stop)]
             with autocast(device, amp):
                 out.append(backbone(normalize(to_float(to_device(part, device)))).float())
         return torch.cat(out)
@@ -260,6 +261,8 @@ def schedule(n_train: int, config: FinetuneConfig) -> tuple[int, int, int, int]:
     batch = min(config.batch_size, n_train)
     steps_per_epoch = max(1, n_train // batch)
     epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    if config.max_steps is not None:  # the loop stops there: the val checks are spread over what runs
+        epochs = min(epochs, math.ceil(config.max_steps / steps_per_epoch))
     every = max(1, math.ceil(epochs / config.evaluations))
     return batch, steps_per_epoch, epochs, every
 

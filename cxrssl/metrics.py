@@ -23,13 +23,18 @@ import numpy as np
 
 
 def patient_bootstrap(patients: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """(n, N) image weights of ``n`` resamples of the patients, drawn with replacement."""
+    """(n, N) image weights of ``n`` resamples of the patients, drawn with replacement.
+
+    The weights are counts, kept in the smallest unsigned integer type that
+    holds them (2 bytes per image and resample for up to 65,535 patients, a
+    quarter of float64's 8: 1,000 resamples of 200,000 images take 0.4 GB).
+    """
     codes, inverse = np.unique(np.asarray(patients), return_inverse=True)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(codes), size=(n, len(codes)))
     flat = (draws + np.arange(n)[:, None] * len(codes)).ravel()
     counts = np.bincount(flat, minlength=n * len(codes)).reshape(n, len(codes))
-    return counts[:, inverse].astype(float)
+    return counts.astype(np.min_scalar_type(len(codes)))[:, inverse]
 
 
 def _grouped(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -116,7 +116,8 @@ def pretrain(
     Args:
         method_name: "moco", "simclr", "byol" or "swav".
         images: (N, S, S) uint8 training images (labels are not used), a tensor
-            or (with several processes) :class:`cxrssl.distributed.MappedRows`.
+            or the store's rows read through its memory map
+            (:class:`cxrssl.distributed.MappedRows`, as the stage passes them).
         config: shared settings; ``method_config`` the method's own.
         checkpoint: resume file, written every epoch.
         device: defaults to CUDA when available.
@@ -183,7 +184,7 @@ def pretrain(
     summary = {
         "method": method_name,
         "backbone": config.backbone,
-        "epochs": config.epochs,
+        "epochs": len(history),  # fewer than config.epochs where max_steps cut the run
         "final_loss": history[-1]["loss"],
         "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
         "views_per_image": len(method.views),

@@ -9,6 +9,7 @@ uninterrupted one on the CPU.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +45,10 @@ class LoopConfig:
         amp: autocast (bf16 on CPU, bf16 or fp16 on CUDA).
         compile: run the loss (forward) through ``torch.compile`` (worth it
             on GPUs for long runs; the first steps pay the compilation).
+        max_steps: stop after this many optimiser steps (null: none). The
+            learning-rate schedule is laid out over the steps actually run,
+            so a capped run is a short run, not a cut-off long one: for
+            rehearsals and smoke tests at full data size, never for results.
     """
 
     epochs: int
@@ -54,6 +59,7 @@ class LoopConfig:
     grad_clip: float
     amp: bool
     compile: bool
+    max_steps: int | None
 
     def validate(self, section: str = "pretrain.common") -> None:
         require(self.epochs >= 1, f"{section}.epochs", self.epochs, "a positive integer")
@@ -62,6 +68,12 @@ class LoopConfig:
         require(self.weight_decay >= 0, f"{section}.weight_decay", self.weight_decay, ">= 0")
         require(0 < self.warmup < 1, f"{section}.warmup", self.warmup, "a number in (0, 1)")
         require(self.grad_clip >= 0, f"{section}.grad_clip", self.grad_clip, ">= 0")
+        require(
+            self.max_steps is None or self.max_steps >= 1,
+            f"{section}.max_steps",
+            self.max_steps,
+            "null or a positive integer",
+        )
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -172,6 +184,9 @@ def fit(
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    epochs = math.ceil(total_steps / steps_per_epoch)
     # OneCycleLR divides by zero when its warm-up ends on the first step (warmup x steps == 1): a tiny run
     # warms up over two steps instead
     warmup = config.warmup if config.warmup * total_steps >= 2 or total_steps < 3 else 2 / total_steps
@@ -205,14 +220,15 @@ def fit(
 
     if start_epoch > 0 and should_stop():  # it had stopped early before the interruption
         return history
-    log_every = math.ceil(steps_per_epoch / STEP_POINTS)
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, epochs):
         torch.manual_seed(epoch_seed(seed, epoch))
         generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
         model.train()
         losses, seen, start = [], 0, time.perf_counter()
-        bar = progress(total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", unit="step")
-        for i, (batch, n_images) in enumerate(batches(generator)):
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)  # fewer in a run cut by max_steps
+        log_every = math.ceil(steps / STEP_POINTS)
+        bar = progress(total=steps, desc=f"{stage} epoch {epoch + 1}/{epochs}", unit="step")
+        for i, (batch, n_images) in enumerate(itertools.islice(batches(generator), steps)):
             step = epoch * steps_per_epoch + i
             with autocast(device, config.amp):
                 loss = step_loss(batch)
@@ -241,7 +257,7 @@ def fit(
             scheduler.step()
             if on_step is not None:
                 on_step(step, total_steps)
-            if live is not None and ((i + 1) % log_every == 0 or i + 1 == steps_per_epoch):
+            if live is not None and ((i + 1) % log_every == 0 or i + 1 == steps):
                 live.log(step + 1, {"train/loss": value})
             losses.append(value)
             seen += n_images
@@ -263,7 +279,8 @@ def fit(
         if live is not None:
             timing = {"perf/images_per_s": record["images_per_s"]}
             live.log(
-                (epoch + 1) * steps_per_epoch, {f"epoch/{k}": v for k, v in record.items() if k not in TIMINGS} | timing
+                epoch * steps_per_epoch + steps,
+                {f"epoch/{k}": v for k, v in record.items() if k not in TIMINGS} | timing,
             )
         if checkpoint is not None and distributed.is_main():
             save_checkpoint(

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = args.checkpoints / f"pretrain-{method}.ckpt"
     distributed.log(
         f"pretrain@{method}: {len(images)} images at {images.shape[-1]} px, {config.backbone}, "
-        f"{config.epochs} epochs, batch {config.batch_size}, on {device}{distributed.describe()}"
+        f"{config.epochs} epochs{'' if config.max_steps is None else f' (at most {config.max_steps} steps)'}, "
+        f"batch {config.batch_size}, on {device}{distributed.describe()}"
     )
     live = Tracker(live_folder)
     trained, history, summary = pretrain(method, images, config, method_config, checkpoint, device, live)

@@ -73,6 +73,18 @@ def test_several_seeds_report_their_mean_and_sd():
     assert summary["auroc_macro_sd"] == pytest.approx(np.std(singles, ddof=1), abs=1e-4)
 
 
+def test_scoring_the_resamples_in_blocks_changes_no_number(monkeypatch):
+    import cxrssl.evaluation as evaluation
+
+    val, test = split_table(40, 0), split_table(60, 1, offset=100)
+    predictions = predictions_for(val, test, seeds=(0, 1), noise=0.4)
+    whole = evaluate_cell(predictions, val, test, CONFIG)  # 200 resamples: two blocks of 100
+    monkeypatch.setattr(evaluation, "BLOCK", 7)
+    blocked = evaluate_cell(predictions, val, test, CONFIG)
+    assert blocked[0] == whole[0]
+    pd.testing.assert_frame_equal(blocked[1], whole[1], check_exact=True)
+
+
 def test_missing_predictions_are_an_error_naming_the_row():
     val, test = split_table(40, 0), split_table(60, 1, offset=100)
     predictions = predictions_for(val, test)

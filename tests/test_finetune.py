@@ -1,5 +1,7 @@
 """Fine-tuning: masked losses, sampler weights, the schedule, both protocols, selection and early stopping."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,12 @@ def test_small_fractions_train_for_at_least_min_steps():
     config = settings(FinetuneConfig, "finetune", epochs=5, batch_size=64, min_steps=100, evaluations=10)
     assert schedule(51, config) == (51, 1, 100, 10)  # batch shrinks to the set; 100 epochs of one step
     assert schedule(5000, config) == (64, 78, 5, 1)
+
+
+def test_max_steps_shortens_the_schedule_and_keeps_a_val_check_at_its_end():
+    config = settings(FinetuneConfig, "finetune", epochs=5, batch_size=64, min_steps=100, evaluations=10)
+    assert schedule(5000, replace(config, max_steps=100)) == (64, 78, 2, 1)  # epoch 2 stops after 22 steps
+    assert schedule(51, replace(config, max_steps=30, evaluations=1)) == (51, 1, 30, 30)
 
 
 def test_bad_finetune_parameters_name_their_key():

@@ -1,9 +1,12 @@
-"""The training loop: resume gives the same weights as an uninterrupted run; a non-finite loss stops it."""
+"""The training loop: resume gives the same weights as an uninterrupted run; a non-finite loss stops it;
+max_steps caps a run."""
 
 import pytest
 import torch
 
+from cxrssl.errors import ParamError
 from cxrssl.methods.simclr import SimCLRConfig
+from cxrssl.params import from_dict
 from cxrssl.pretraining import PretrainConfig, pretrain
 from cxrssl.train import TrainingError, fit
 from tests.conftest import fit_killed_after, params_section, settings
@@ -165,3 +168,39 @@ def test_tiny_runs_get_a_schedule(steps):
     config = settings(PretrainConfig, "pretrain.common", epochs=1, batch_size=4, warmup=0.1)
     history = fit(model, lambda x: model(x).pow(2).mean(), batches, steps, config, 0, torch.device("cpu"), None, "t")
     assert len(history) == 1 and history[0]["lr"] >= 0
+
+
+@pytest.mark.parametrize(("epochs", "steps_per_epoch", "max_steps", "run"), [(3, 4, 6, [4, 2]), (2, 4, 20, [4, 4])])
+def test_max_steps_stops_the_loop_and_its_schedule_ends_there(epochs, steps_per_epoch, max_steps, run):
+    model = torch.nn.Linear(2, 1)
+    drawn: list[int] = []
+
+    def batches(generator):
+        for _ in range(steps_per_epoch):
+            drawn.append(1)
+            yield torch.ones(4, 2), 4
+
+    lrs: list[float] = []
+    config = settings(PretrainConfig, "pretrain.common", epochs=epochs, batch_size=4, lr=0.1, max_steps=max_steps)
+    history = fit(
+        model,
+        lambda x: model(x).pow(2).mean(),
+        batches,
+        steps_per_epoch,
+        config,
+        0,
+        torch.device("cpu"),
+        None,
+        "t",
+        on_step=lambda step, total: lrs.append(total),
+    )
+    assert [h["images_per_s"] > 0 for h in history] == [True] * len(run)
+    assert len(lrs) == sum(run) == len(drawn)  # no batch is made past the cap
+    assert set(lrs) == {sum(run)}  # OneCycleLR and the step callbacks see the capped total
+    # annealed within the cap (halfway through an uncapped schedule the rate would be near its peak, 0.1)
+    assert history[-1]["lr"] < 0.1 / 4
+
+
+def test_max_steps_must_be_null_or_positive():
+    with pytest.raises(ParamError, match=r"pretrain.common.max_steps is 0; expected null or a positive integer"):
+        from_dict(PretrainConfig, "pretrain.common", {**params_section("pretrain.common"), "max_steps": 0})

@@ -1,0 +1,263 @@
+"""The pipeline at CheXpert's size, stage by stage: wall time, peak memory and disk written.
+
+    python -m bench.rehearsal --workdir /scratch/rehearsal           # the whole rehearsal (about an hour)
+    python -m bench.rehearsal --workdir /scratch/rehearsal --stages evaluate   # rerun stages after a fix
+    python -m bench.rehearsal --workdir /scratch/rehearsal --record  # into bench/results.json
+
+Clones this repository's HEAD into ``--workdir`` (or brings a clone made
+before up to HEAD, keeping its data and DVC cache), sets the ``params`` of
+bench/rehearsal.yaml in the clone's params.yaml, and runs every stage alone
+with ``dvc repro --single-item``, in the order ``dvc repro`` would. Per stage:
+
+* ``wall_s``: the ``dvc repro`` call, DVC's hashing and caching included;
+* ``peak_rss_gib``: the largest sum of resident memory over the process
+  tree (DVC, the stage, its worker processes), sampled every 0.2 s, and
+  ``peak_private_gib`` the same without file-backed pages (the store's
+  memory map is file-backed: the kernel can drop it under pressure);
+  ``peak_rss_process_gib``: the largest single process;
+* ``disk_written_gib``: growth of the file system's used space, and of it
+  ``cache_gib`` the DVC cache's growth (with ``cache.type`` copy, DVC's
+  default where the file system has no reflinks, every output is on disk
+  twice);
+* for training stages, images/s and steps/s from the stage's live log.
+
+Then ``dvc status`` and a no-op ``dvc repro``, twice each; the bare
+ResNet-10's rate at the store's size (the ceiling fine-tuning is compared
+with); each method again with ResNet-50 (the file's ``resnet50`` values) and
+the bare ResNet-50's rate. It needs about 35 GB of free disk and 24 GiB of
+memory, and a quiet machine. Results go to ``<workdir>/rehearsal.json`` as
+stages finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+from bench._record import record
+from cxrssl.io import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+OVERRIDES = Path(__file__).with_name("rehearsal.yaml")
+GIB = 2**30
+
+
+DVC = [str(Path(sys.executable).with_name("dvc"))]  # the clone runs on this environment's DVC
+
+
+def update_clone(workdir: Path) -> None:
+    """A clone of this repository's HEAD (an existing clone is brought up to it, keeping its data and cache)."""
+    if not workdir.exists():
+        subprocess.run(["git", "clone", "-q", str(REPO), str(workdir)], check=True)
+        return
+    lock = (workdir / "dvc.lock").read_bytes()  # what the rehearsal ran: kept across the update
+    subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvc.lock"], cwd=workdir, check=True)
+    subprocess.run(["git", "pull", "-q", "--ff-only", str(REPO), "HEAD"], cwd=workdir, check=True)
+    (workdir / "dvc.lock").write_bytes(lock)
+
+
+def set_params(workdir: Path, overrides: dict) -> None:
+    """The clone's committed params.yaml with ``overrides`` (dotted keys, as ``dvc exp run -S`` takes them)."""
+    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=workdir, capture_output=True, check=True)
+    params = yaml.safe_load(committed.stdout)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        section = params
+        for key in parents:
+            section = section[key]
+        section[leaf] = value  # a misspelt key is refused by the stage that reads its section
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stage_names(workdir: Path) -> list[str]:
+    """Every stage in the order ``dvc repro`` runs them."""
+    out = subprocess.run([*DVC, "repro", "--dry"], cwd=workdir, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr)
+    return [line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")]
+
+
+class Sampler(threading.Thread):
+    """The peak resident memory of a process and its descendants."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.peak_total = 0
+        self.peak_private = 0
+        self.peak_process = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            sizes, private = [], []
+            for process in tree:
+                try:
+                    memory = process.memory_info()
+                except psutil.NoSuchProcess:
+                    continue
+                sizes.append(memory.rss)
+                private.append(memory.rss - memory.shared)
+            self.peak_total = max(self.peak_total, sum(sizes))
+            self.peak_private = max(self.peak_private, sum(private))
+            self.peak_process = max(self.peak_process, max(sizes, default=0))
+            time.sleep(0.2)
+
+
+def du(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True).stdout.split()[0])
+
+
+def used(path: Path) -> int:
+    return shutil.disk_usage(path).used
+
+
+def live_rate(workdir: Path, stage: str) -> dict:
+    """images/s (and steps/s) of a training stage's last epoch, from its live log."""
+    kind, _, item = stage.partition("@")
+    if kind not in ("pretrain", "finetune"):
+        return {}
+    metrics = json.loads((workdir / "live" / kind / item / "metrics.json").read_text())
+    flat: dict = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}/{key}" if prefix else key, inner)
+        else:
+            flat[prefix] = value
+
+    walk("", metrics)
+    rates = [v for k, v in flat.items() if k.endswith("perf/images_per_s")]
+    if not rates:
+        return {}
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    batch = params["pretrain"]["common"]["batch_size"] if kind == "pretrain" else params["finetune"]["batch_size"]
+    backbone = params["pretrain"]["common"]["backbone"]
+    rate = sum(rates) / len(rates)
+    return {"images_per_s": round(rate, 1), "steps_per_s": round(rate / batch, 3), "batch": batch, "backbone": backbone}
+
+
+def run_stage(workdir: Path, stage: str, logs: Path) -> dict:
+    cache = workdir / ".dvc" / "cache"
+    before_used, before_cache = used(workdir), du(cache)
+    start = time.perf_counter()
+    with (logs / f"{stage}.log").open("w") as log:
+        process = subprocess.Popen(
+            [*DVC, "repro", "--single-item", stage], cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+        sampler = Sampler(process.pid)
+        sampler.start()
+        process.wait()
+        sampler.done.set()
+        sampler.join()
+    wall = time.perf_counter() - start
+    if process.returncode:
+        sys.exit(f"{stage} failed ({process.returncode}); see {logs / f'{stage}.log'}")
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_gib": round(sampler.peak_total / GIB, 2),
+        "peak_rss_process_gib": round(sampler.peak_process / GIB, 2),
+        "peak_private_gib": round(sampler.peak_private / GIB, 2),
+        "disk_written_gib": round((used(workdir) - before_used) / GIB, 2),
+        "cache_gib": round((du(cache) - before_cache) / GIB, 2),
+        **live_rate(workdir, stage),
+    }
+
+
+def ceilings(backbone: str, batch: int, size: int, steps: int = 4) -> dict:
+    """The bare backbone's views/s, forward+backward+AdamW and forward only (``bench.pretrain_throughput``)."""
+    from bench.pretrain_throughput import ceiling
+
+    return {
+        "batch": batch,
+        "size": size,
+        "fwd_bwd_views_per_s": round(ceiling(backbone, size, batch, steps), 2),
+        "fwd_views_per_s": round(ceiling(backbone, size, batch, steps, backward=False), 2),
+    }
+
+
+def timed(workdir: Path, *args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([*DVC, *args], cwd=workdir, check=True, capture_output=True)
+    return round(time.perf_counter() - start, 2)
+
+
+def run_stages(workdir: Path, stages: list[str], results: dict, name: str, path: Path) -> None:
+    logs = workdir / "rehearsal-logs"
+    logs.mkdir(exist_ok=True)
+    results.setdefault(name, {})
+    for stage in stages:
+        print(f"{stage} ...", flush=True)
+        results[name][stage] = run_stage(workdir, stage, logs)
+        print(f"{stage}: {results[name][stage]}", flush=True)
+        for metrics_name in ("preprocess", "split"):  # the data's counts, for bench/time_to_result.py
+            metrics = workdir / "metrics" / f"{metrics_name}.json"
+            if metrics.exists():
+                results[f"{metrics_name}_metrics"] = json.loads(metrics.read_text())
+        write_json(path, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="the clone (made if missing)")
+    parser.add_argument("--stages", nargs="*", help="rerun these stages only (default: the whole rehearsal)")
+    parser.add_argument("--record", action="store_true", help="copy <workdir>/rehearsal.json into bench/results.json")
+    args = parser.parse_args()
+    workdir = args.workdir.resolve()
+    path = workdir / "rehearsal.json"
+    if args.record:
+        record("rehearsal", json.loads(path.read_text()))
+        return
+    plan = yaml.safe_load(OVERRIDES.read_text())
+    update_clone(workdir)
+    set_params(workdir, plan["params"])
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["overrides"] = plan
+    results["cache_type"] = (
+        subprocess.run([*DVC, "config", "cache.type"], cwd=workdir, capture_output=True, text=True).stdout.strip()
+        or "default (reflink, else copy)"
+    )
+    results["threads"] = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    if args.stages:
+        run_stages(workdir, args.stages, results, "stages", path)
+        return
+    run_stages(workdir, stage_names(workdir), results, "stages", path)
+    results["noop"] = {
+        "status_s": [timed(workdir, "status") for _ in range(2)],
+        "repro_s": [timed(workdir, "repro") for _ in range(2)],
+    }
+    print(f"no-op: {results['noop']}", flush=True)
+    results["sizes_gib"] = {
+        name: round(du(workdir / name) / GIB, 2)
+        for name in ("data/phantoms", "data/preprocessed", "data/splits", "models", ".dvc/cache")
+    }
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    size = results["preprocess_metrics"]["image_size"]
+    results["resnet10_ceiling"] = ceilings("resnet10", params["finetune"]["batch_size"], size)
+    write_json(path, results)
+    set_params(workdir, {**plan["params"], **plan["resnet50"]})
+    run_stages(workdir, [f"pretrain@{m}" for m in params["methods"]], results, "resnet50", path)
+    results["resnet50_ceiling"] = ceilings("resnet50", plan["resnet50"]["pretrain.common.batch_size"], size)
+    write_json(path, results)
+    set_params(workdir, plan["params"])  # the clone as the rehearsal left it
+
+
+if __name__ == "__main__":
+    main()
