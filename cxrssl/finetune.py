@@ -237,6 +237,9 @@ def backbone_features(
     of them (so all processes must call it).
     """
     backbone.eval()
+    # NHWC weights, as fit trains them: a frozen or freshly loaded backbone is still NCHW, which oneDNN runs
+    # markedly slower (docs/performance.md, "CheXpert's size"). In place; the values are the same weights.
+    backbone.to(memory_format=torch.channels_last)
 
     def compute(rows: slice) -> torch.Tensor:
         out = []
