@@ -154,13 +154,16 @@ def live_rate(workdir: Path, stage: str) -> dict:
     return {"images_per_s": round(rate, 1), "steps_per_s": round(rate / batch, 3), "batch": batch, "backbone": backbone}
 
 
-def run_stage(workdir: Path, stage: str, logs: Path) -> dict:
+def run_stage(workdir: Path, stage: str, logs: Path, force: bool = False) -> dict:
     cache = workdir / ".dvc" / "cache"
     before_used, before_cache = used(workdir), du(cache)
     start = time.perf_counter()
     with (logs / f"{stage}.log").open("w") as log:
         process = subprocess.Popen(
-            [*DVC, "repro", "--single-item", stage], cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+            [*DVC, "repro", "--single-item", *(["--force"] if force else []), stage],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         sampler = Sampler(process.pid)
         sampler.start()
@@ -199,13 +202,13 @@ def timed(workdir: Path, *args: str) -> float:
     return round(time.perf_counter() - start, 2)
 
 
-def run_stages(workdir: Path, stages: list[str], results: dict, name: str, path: Path) -> None:
+def run_stages(workdir: Path, stages: list[str], results: dict, name: str, path: Path, force: bool = False) -> None:
     logs = workdir / "rehearsal-logs"
     logs.mkdir(exist_ok=True)
     results.setdefault(name, {})
     for stage in stages:
         print(f"{stage} ...", flush=True)
-        results[name][stage] = run_stage(workdir, stage, logs)
+        results[name][stage] = run_stage(workdir, stage, logs, force)
         print(f"{stage}: {results[name][stage]}", flush=True)
         for metrics_name in ("preprocess", "split"):  # the data's counts, for bench/time_to_result.py
             metrics = workdir / "metrics" / f"{metrics_name}.json"
@@ -234,6 +237,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="the clone (made if missing)")
     parser.add_argument("--stages", nargs="*", help="rerun these stages only (default: the whole rehearsal)")
     parser.add_argument("--as", dest="name", default="stages", help="record --stages under this name")
+    parser.add_argument("--force", action="store_true", help="run --stages even where DVC finds them up to date")
     parser.add_argument("--noop", action="store_true", help="only time dvc status and a no-op dvc repro")
     parser.add_argument("--resnet50", action="store_true", help="only the ResNet-50 pass")
     parser.add_argument("--record", action="store_true", help="copy <workdir>/rehearsal.json into bench/results.json")
@@ -263,7 +267,7 @@ def main() -> None:
         resnet50(workdir, plan, results, path)
         return
     if args.stages:
-        run_stages(workdir, args.stages, results, args.name, path)
+        run_stages(workdir, args.stages, results, args.name, path, args.force)
         return
     done = results.get("stages", {})  # a rehearsal run in parts goes on where it stopped
     run_stages(workdir, [s for s in stage_names(workdir) if s not in done], results, "stages", path)

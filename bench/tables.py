@@ -380,6 +380,19 @@ def rehearsal() -> str:
     return "\n".join(lines)
 
 
+def bootstrap_scale() -> str:
+    """The evaluate stage's bootstrap at scale, in blocks and at once (``python -m bench.bootstrap_scale``)."""
+    r = _load("bench/results.json").get("bootstrap_scale")
+    if not r:
+        return "(not yet run: `python -m bench.bootstrap_scale`)"
+    lines = ["| images per split | resamples scored | time | peak memory (numpy) |", "|---|---|---|---|"]
+    for n, runs in r["images_per_split"].items():
+        for name, run in runs.items():
+            how = "all at once" if name == "one_block" else name.replace("_", " ")
+            lines.append(f"| {int(n):,} | {how} | {run['seconds']} s | {run['peak_gib']} GiB |")
+    return "\n".join(lines)
+
+
 def time_to_result() -> str:
     """docs/gpu.md's recipe on 1 and 8 GPUs, derived (``python -m bench.time_to_result``)."""
     r = _load("bench/results.json").get("time_to_result")
@@ -411,6 +424,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gradcam": gradcam,
     "reproducibility": reproducibility,
     "rehearsal": rehearsal,
+    "bootstrap_scale": bootstrap_scale,
     "time_to_result": time_to_result,
 }
 _BLOCK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)\n?<!-- /table -->", re.DOTALL)
