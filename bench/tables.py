@@ -364,18 +364,24 @@ def rehearsal() -> str:
         "| stage | wall | peak memory: all / private | disk written (DVC cache) | training rate |",
         "|---|---|---|---|---|",
     ]
+    linear = r["overrides"]["params"].get("finetune.linear_pcts", [])
     for stage, s in r["stages"].items():
         rate = ""
-        if "images_per_s" in s:
+        if stage.startswith("finetune@") and int(stage.rpartition("-")[2]) in linear:
+            rate = f"linear head on cached features: {s['steps_per_s']:.0f} steps/s"
+        elif "images_per_s" in s:
             rate = f"{s['images_per_s']:.0f} images/s, {s['steps_per_s']:.2f} steps/s (batch {s['batch']})"
             r50 = r.get("resnet50", {}).get(stage)
             if r50:
                 rate += f"; ResNet-50: {r50['images_per_s']:.1f} images/s, {r50['steps_per_s']:.2f} steps/s"
                 rate += f" (batch {r50['batch']})"
         wall = f"{s['wall_s'] / 60:.1f} min" if s["wall_s"] >= 120 else f"{s['wall_s']:.0f} s"
+        private = f"{s['peak_private_gib']:.1f}" if "peak_private_gib" in s else "not sampled"
+        name = f"{stage} (rerun, its output already cached)" if s.get("forced") else stage
+        disk = "—" if s.get("forced") else f"{s['disk_written_gib']:.1f} GiB ({s['cache_gib']:.1f})"
         lines.append(
-            f"| {stage} | {wall} | {s['peak_rss_gib']:.1f} / {s['peak_private_gib']:.1f} GiB "
-            f"| {s['disk_written_gib']:.1f} GiB ({s['cache_gib']:.1f}) | {rate} |"
+            f"| {name} | {wall} | {s['peak_rss_gib']:.1f} / {private} GiB "
+            f"| {disk} | {rate} |"
         )
     return "\n".join(lines)
 
