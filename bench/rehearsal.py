@@ -21,10 +21,12 @@ with ``dvc repro --single-item``, in the order ``dvc repro`` would. Per stage:
   twice);
 * for training stages, images/s and steps/s from the stage's live log.
 
-Then ``dvc status`` and a no-op ``dvc repro``, twice each; the bare
-ResNet-10's rate at the store's size (the ceiling fine-tuning is compared
-with); each method again with ResNet-50 (the file's ``resnet50`` values) and
-the bare ResNet-50's rate. It needs about 35 GB of free disk and 24 GiB of
+Then ``dvc status`` and a no-op ``dvc repro``, twice each, and ``dvc
+status`` after the archive and store are touched; the bare ResNet-10's rate
+at the store's size (the ceiling fine-tuning is compared with); each method
+and one fine-tuning cell again with ResNet-50 (the file's ``resnet50``
+values), and the bare ResNet-50's rate; last, the clone's DVC cache
+switched from copies to hard links (the time, the disk given back). It needs about 35 GB of free disk and 24 GiB of
 memory, and a quiet machine. Results go to ``<workdir>/rehearsal.json`` as
 stages finish.
 """
@@ -50,9 +52,9 @@ from cxrssl.io import write_json
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = Path(__file__).with_name("rehearsal.yaml")
 GIB = 2**30
-
-
-DVC = [str(Path(sys.executable).with_name("dvc"))]  # the clone runs on this environment's DVC
+# the clone runs on this environment's DVC, and its stages on this environment's python
+DVC = [str(Path(sys.executable).with_name("dvc"))]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def update_clone(workdir: Path) -> None:
@@ -162,6 +164,7 @@ def run_stage(workdir: Path, stage: str, logs: Path, force: bool = False) -> dic
         process = subprocess.Popen(
             [*DVC, "repro", "--single-item", *(["--force"] if force else []), stage],
             cwd=workdir,
+            env=ENV,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -199,7 +202,7 @@ def ceilings(backbone: str, batch: int, size: int, steps: int = 4) -> dict:
 
 def timed(workdir: Path, *args: str) -> float:
     start = time.perf_counter()
-    subprocess.run([*DVC, *args], cwd=workdir, check=True, capture_output=True)
+    subprocess.run([*DVC, *args], cwd=workdir, env=ENV, check=True, capture_output=True)
     return round(time.perf_counter() - start, 2)
 
 
@@ -255,7 +258,7 @@ def main() -> None:
     parser.add_argument("--as", dest="name", default="stages", help="record --stages under this name")
     parser.add_argument("--force", action="store_true", help="run --stages even where DVC finds them up to date")
     parser.add_argument("--noop", action="store_true", help="only time dvc status and a no-op dvc repro")
-    parser.add_argument("--resnet50", action="store_true", help="only the ResNet-50 pass")
+    parser.add_argument("--resnet50", action="store_true", help="only the ResNet-50 pass (or its --stages)")
     parser.add_argument("--relink", action="store_true", help="only switch the clone's DVC cache to hard links")
     parser.add_argument("--record", action="store_true", help="copy <workdir>/rehearsal.json into bench/results.json")
     args = parser.parse_args()
@@ -276,7 +279,7 @@ def main() -> None:
     )
     results["threads"] = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     if args.noop:  # after the ResNet-50 pass: DVC's run cache first brings back the rehearsal's own outputs
-        subprocess.run([*DVC, "repro"], cwd=workdir, check=True, capture_output=True)
+        subprocess.run([*DVC, "repro"], cwd=workdir, env=ENV, check=True, capture_output=True)
         results["noop"] = noop(workdir)
         write_json(path, results)
         return
@@ -285,7 +288,7 @@ def main() -> None:
         write_json(path, results)
         return
     if args.resnet50:
-        resnet50(workdir, plan, results, path)
+        resnet50(workdir, plan, results, path, args.stages)
         return
     if args.stages:
         run_stages(workdir, args.stages, results, args.name, path, args.force)
@@ -305,14 +308,20 @@ def main() -> None:
     write_json(path, results)
 
 
-def resnet50(workdir: Path, plan: dict, results: dict, path: Path) -> None:
-    """Each method with ResNet-50 (the plan's ``resnet50`` values), and the bare ResNet-50's rate."""
+def resnet50(workdir: Path, plan: dict, results: dict, path: Path, stages: list[str] | None = None) -> None:
+    """Each method, then the plan's fine-tuning cells, with ResNet-50 (the plan's ``resnet50`` values).
+
+    Then the bare ResNet-50's rate, unless ``stages`` names only some of them.
+    """
     set_params(workdir, {**plan["params"], **plan["resnet50"]})
-    methods = yaml.safe_load((workdir / "params.yaml").read_text())["methods"]
-    run_stages(workdir, [f"pretrain@{m}" for m in methods], results, "resnet50", path)
-    size = results["preprocess_metrics"]["image_size"]
-    results["resnet50_ceiling"] = ceilings("resnet50", plan["resnet50"]["pretrain.common.batch_size"], size)
-    write_json(path, results)
+    if stages is None:
+        methods = yaml.safe_load((workdir / "params.yaml").read_text())["methods"]
+        stages = [f"pretrain@{m}" for m in methods] + plan["resnet50_finetune"]
+    run_stages(workdir, stages, results, "resnet50", path)
+    if stages[0].startswith("pretrain@"):
+        size = results["preprocess_metrics"]["image_size"]
+        results["resnet50_ceiling"] = ceilings("resnet50", plan["resnet50"]["pretrain.common.batch_size"], size)
+        write_json(path, results)
     set_params(workdir, plan["params"])  # the clone as the rehearsal left it
 
 

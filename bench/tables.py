@@ -376,13 +376,12 @@ def rehearsal() -> str:
                 rate += f"; ResNet-50: {r50['images_per_s']:.1f} images/s, {r50['steps_per_s']:.2f} steps/s"
                 rate += f" (batch {r50['batch']})"
         wall = f"{s['wall_s'] / 60:.1f} min" if s["wall_s"] >= 120 else f"{s['wall_s']:.0f} s"
-        private = f"{s['peak_private_gib']:.1f}" if "peak_private_gib" in s else "not sampled"
+        private = f"{s['peak_private_gib']:.1f} GiB" if "peak_private_gib" in s else "not sampled"
         name = f"{stage} (rerun, its output already cached)" if s.get("forced") else stage
         disk = "—" if s.get("forced") else f"{s['disk_written_gib']:.1f} GiB ({s['cache_gib']:.1f})"
-        lines.append(
-            f"| {name} | {wall} | {s['peak_rss_gib']:.1f} / {private} GiB "
-            f"| {disk} | {rate} |"
-        )
+        lines.append(f"| {name} | {wall} | {s['peak_rss_gib']:.1f} GiB / {private} | {disk} | {rate} |")
+    total = sum(s["wall_s"] for s in r["stages"].values()) / 60
+    lines.append(f"| **every stage** | **{total:.1f} min** | | | |")
     return "\n".join(lines)
 
 
@@ -414,7 +413,10 @@ def time_to_result() -> str:
         if method in cost:
             source = f"{cost[method]} ResNet-50 passes per image (measured) × GPU rate (assumed)"
         elif stage.startswith("finetune"):
-            source = "1 pass per training image, 1/3 per scored image × GPU rate (assumed)"
+            source = (
+                f"{cost.get('finetune', 1.0)} passes per training image (measured), 1/3 per scored image (assumed) "
+                "× GPU rate (assumed)"
+            )
         else:
             source = "measured on 2 CPU cores"
         lines.append(f"| {stage} | {one[stage]:.2f} h | {eight[stage]:.2f} h | {source} |")

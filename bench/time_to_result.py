@@ -9,7 +9,7 @@ says which of its inputs was measured and which assumed:
   each method's training seconds per image over the bare backbone's
   forward+backward seconds per view (its *cost* in backbone passes per
   image: views, momentum encoders, heads, queues and loss included);
-  fine-tuning's step against the same ceiling; and the data's counts at
+  an end-to-end fine-tuning step against the same ceiling; and the data's counts at
   CheXpert's size (train, val images). The CPU-bound stages (preprocess,
   evaluate, gradcam) are taken as measured on 2 cores, scaled by the number
   of cells they handle.
@@ -59,6 +59,9 @@ def derive(rehearsal: dict) -> dict:
     ceiling = rehearsal["resnet50_ceiling"]["fwd_bwd_views_per_s"]
     # cost of one training image, in bare forward+backward passes of the backbone at 224 px (measured)
     cost = {m: ceiling / r50[f"pretrain@{m}"]["images_per_s"] for m in RECIPE["methods"]}
+    # an end-to-end fine-tuning step: one pass per image, plus views, head and loss (measured on one cell)
+    tuned = [v["images_per_s"] for k, v in r50.items() if k.startswith("finetune@") and "images_per_s" in v]
+    cost["finetune"] = ceiling / tuned[0] if tuned else 1.0
     stages = rehearsal["stages"]
     n_cells = sum(1 for s in stages if s.startswith("finetune@"))
     n_inits = len({s.split("@")[1].rsplit("-", 1)[0] for s in stages if s.startswith("finetune@")})
@@ -79,7 +82,7 @@ def derive(rehearsal: dict) -> dict:
         steps_per_epoch = max(1, int(images // RECIPE["finetune_batch"]))
         epochs = max(RECIPE["finetune_epochs"], math.ceil(RECIPE["finetune_min_steps"] / steps_per_epoch))
         checks = min(RECIPE["evaluations"], epochs)
-        train = epochs * steps_per_epoch * RECIPE["finetune_batch"]
+        train = epochs * steps_per_epoch * RECIPE["finetune_batch"] * cost["finetune"]
         scored = checks * n_val + n_val + n_test  # the val checks, then val and test once more for the output
         finetune_passes += RECIPE["inits"] * RECIPE["seeds"] * (train + scored * FORWARD_SHARE)
     passes["finetune (15 cells)"] = finetune_passes
