@@ -63,7 +63,8 @@ def update_clone(workdir: Path) -> None:
         subprocess.run(["git", "clone", "-q", str(REPO), str(workdir)], check=True)
         return
     lock = (workdir / "dvc.lock").read_bytes()  # what the rehearsal ran: kept across the update
-    subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvc.lock"], cwd=workdir, check=True)
+    # the tracked files the rehearsal changed (params.yaml, dvc.lock, the report's results/) go back first
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD"], cwd=workdir, check=True)
     subprocess.run(["git", "pull", "-q", "--ff-only", str(REPO), "HEAD"], cwd=workdir, check=True)
     (workdir / "dvc.lock").write_bytes(lock)
 
