@@ -414,7 +414,7 @@ def time_to_result() -> str:
             source = f"{cost[method]} ResNet-50 passes per image (measured) × GPU rate (assumed)"
         elif stage.startswith("finetune"):
             source = (
-                f"{cost.get('finetune', 1.0)} passes per training image (measured), 1/3 per scored image (assumed) "
+                f"{cost['finetune']} passes per training image (measured), 1/3 per scored image (assumed) "
                 "× GPU rate (assumed)"
             )
         else:

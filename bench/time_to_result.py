@@ -60,8 +60,10 @@ def derive(rehearsal: dict) -> dict:
     # cost of one training image, in bare forward+backward passes of the backbone at 224 px (measured)
     cost = {m: ceiling / r50[f"pretrain@{m}"]["images_per_s"] for m in RECIPE["methods"]}
     # an end-to-end fine-tuning step: one pass per image, plus views, head and loss (measured on one cell)
-    tuned = [v["images_per_s"] for k, v in r50.items() if k.startswith("finetune@") and "images_per_s" in v]
-    cost["finetune"] = ceiling / tuned[0] if tuned else 1.0
+    tuned = [v["images_per_s"] for k, v in r50.items() if k.startswith("finetune@")]
+    if not tuned:
+        raise SystemExit("the rehearsal has no ResNet-50 fine-tuning cell: run python -m bench.rehearsal --resnet50")
+    cost["finetune"] = ceiling / tuned[0]
     stages = rehearsal["stages"]
     n_cells = sum(1 for s in stages if s.startswith("finetune@"))
     n_inits = len({s.split("@")[1].rsplit("-", 1)[0] for s in stages if s.startswith("finetune@")})
